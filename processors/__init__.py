@@ -1,0 +1,1 @@
+"""The domain: pure functions over typed events and state. No I/O, no clock, no environment."""

@@ -1,0 +1,1 @@
+"""Contracts: input events, dead-letter records and topic names (pydantic v2)."""

@@ -1,0 +1,1 @@
+"""Where results leave the process: ClickHouse schema and batch writer, dead-letter output."""

@@ -1,0 +1,196 @@
+"""ClickHouse access: one code path through clickhouse-connect for both modes.
+
+``chdb:///path`` opens embedded ClickHouse in this process; ``http(s)://...`` talks to a
+server. Embedded ClickHouse can be opened by one process at a time, so every call goes through
+one dedicated thread: chDB is never used concurrently, and the event loop never blocks on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from processors.ingest import AcceptedEvent
+from schemas.dead_letter import DeadLetter
+from sinks.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, dead_letter_row, event_row
+from sinks.schema import SCHEMA_VERSION, STATEMENTS
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Inserts are synchronous: the worker commits Kafka offsets right after an insert returns, so
+# the rows must be stored by then. The worker batches by itself (rows or seconds), which is
+# what async_insert would do server-side, so it stays off.
+INSERT_SETTINGS: dict[str, Any] = {"async_insert": 0}
+READ_ONLY_SETTINGS: dict[str, Any] = {"readonly": 1}
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be opened or reached; the message says what to do."""
+
+
+def open_client(dsn: str) -> Client:
+    """A clickhouse-connect client for ``dsn``, with a clear error when it cannot be opened."""
+    if dsn.startswith("chdb://"):
+        path = Path(dsn.removeprefix("chdb://"))
+        path.mkdir(parents=True, exist_ok=True)
+    try:
+        return clickhouse_connect.get_client(dsn=dsn)
+    except Exception as exc:
+        text = str(exc)
+        if "Cannot lock file" in text or "already running" in text:
+            raise DatabaseUnavailable(
+                f"the embedded database at {dsn.removeprefix('chdb://')} is open in another "
+                "process (a running `radar worker`?); stop it, or query through it with "
+                "`radar sql` while it runs"
+            ) from exc
+        raise DatabaseUnavailable(f"cannot open ClickHouse at {redact(dsn)}: {text}") from exc
+
+
+def redact(dsn: str) -> str:
+    """The DSN without its password, for messages."""
+    if "@" not in dsn or "://" not in dsn:
+        return dsn
+    scheme, rest = dsn.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def init_schema(client: Client) -> list[str]:
+    """Create or upgrade every table; safe to run any number of times. Returns table names."""
+    for statement in STATEMENTS:
+        client.command(statement)
+    client.command(f"INSERT INTO radar_schema (version) VALUES ({SCHEMA_VERSION})")
+    rows = client.query("SELECT name FROM system.tables WHERE database = currentDatabase()")
+    return sorted(r[0] for r in rows.result_rows)
+
+
+def dedup_token(table: str, ids: Sequence[str]) -> str:
+    digest = hashlib.sha256("\x1f".join(ids).encode()).hexdigest()
+    return f"{table}:{len(ids)}:{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    table: str
+    offered: int  # rows handed to the writer
+    written: int  # rows inserted (offered minus those already stored)
+    seconds: float
+    attempts: int
+
+
+class ClickHouseWriter:
+    """Owns the client; writes batches idempotently and answers read-only queries."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        retry_initial: float = 0.5,
+        retry_max: float = 30.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.dsn = dsn
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+        self._client: Client | None = None
+        self._retry_initial = retry_initial
+        self._retry_max = retry_max
+        self._clock = clock
+
+    # -- thread plumbing -------------------------------------------------------------------
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    def _get_client(self) -> Client:
+        if self._client is None:
+            self._client = open_client(self.dsn)
+        return self._client
+
+    def open_blocking(self) -> list[str]:
+        """Open the database and create or upgrade the schema; returns the table names."""
+        return self._executor.submit(lambda: init_schema(self._get_client())).result()
+
+    def close_blocking(self) -> None:
+        def _close() -> None:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+        self._executor.submit(_close).result()
+        self._executor.shutdown(wait=True)
+
+    # -- writes ----------------------------------------------------------------------------
+    def _insert_new(
+        self, table: str, key: str, ids: list[str], rows: list[list[Any]], columns: Sequence[str]
+    ) -> int:
+        client = self._get_client()
+        stored = client.query(
+            f"SELECT {key} FROM {table} WHERE {key} IN %(ids)s", parameters={"ids": ids}
+        )
+        already = {r[0] for r in stored.result_rows}
+        fresh = [(i, r) for i, r in zip(ids, rows, strict=True) if i not in already]
+        if not fresh:
+            return 0
+        settings = dict(INSERT_SETTINGS)
+        settings["insert_deduplication_token"] = dedup_token(table, [i for i, _ in fresh])
+        client.insert(table, [r for _, r in fresh], column_names=list(columns), settings=settings)
+        return len(fresh)
+
+    async def _write(
+        self, table: str, key: str, ids: list[str], rows: list[list[Any]], columns: Sequence[str]
+    ) -> WriteResult:
+        """Insert until it succeeds: a stalled worker loses nothing, a skipped batch would."""
+        started = time.perf_counter()
+        delay = self._retry_initial
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                written = await self._run(lambda: self._insert_new(table, key, ids, rows, columns))
+            except DatabaseUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure is retried, never dropped
+                log.warning("insert into %s failed (attempt %d), retrying in %.1fs: %s",
+                            table, attempt, delay, exc)
+                self._client = None if not self.dsn.startswith("chdb://") else self._client
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max)
+                continue
+            return WriteResult(table, len(rows), written, time.perf_counter() - started, attempt)
+
+    async def write_events(self, accepted: Sequence[AcceptedEvent]) -> WriteResult:
+        now = self._clock()
+        # the same event twice in one batch (a producer retry) is stored once
+        unique = {a.event.event_id: a for a in accepted}
+        rows = [event_row(a, now) for a in unique.values()]
+        return await self._write("events", "event_id", list(unique), rows, EVENT_COLUMNS)
+
+    async def write_dead_letters(
+        self, letters: Sequence[tuple[DeadLetter, datetime]]
+    ) -> WriteResult:
+        now = self._clock()
+        unique = {dl.dead_letter_id: (dl, failed_at) for dl, failed_at in letters}
+        rows = [dead_letter_row(dl, failed_at, now) for dl, failed_at in unique.values()]
+        return await self._write(
+            "dead_letters", "dead_letter_id", list(unique), rows, DEAD_LETTER_COLUMNS
+        )
+
+    # -- reads -----------------------------------------------------------------------------
+    async def query_read_only(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        def _query() -> tuple[list[str], list[tuple[Any, ...]]]:
+            result = self._get_client().query(sql, settings=READ_ONLY_SETTINGS)
+            return list(result.column_names), [tuple(r) for r in result.result_rows]
+
+        return await self._run(_query)

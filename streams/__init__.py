@@ -1,0 +1,1 @@
+"""Account Radar: Faust app, agents, settings, metrics and the ``radar`` command."""

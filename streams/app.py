@@ -1,0 +1,134 @@
+"""The composition root: one Faust app wired to settings, metrics, the sink and the web views.
+
+Agents read like a sentence — take a batch, hand it to the pipeline — and acknowledge their
+messages only when the pipeline returns (``take_events`` acks a batch after the loop body).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from processors.ingest import RawMessage
+from sinks.clickhouse import ClickHouseWriter
+from sinks.readonly import NotReadOnly, check_read_only
+from streams.metrics import Metrics
+from streams.pipeline import IngestPipeline, headers_list
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+LAG_INTERVAL_S = 5.0
+
+
+def _raw(event: Any) -> RawMessage:
+    m = event.message
+    ts = datetime.fromtimestamp(m.timestamp, UTC) if m.timestamp else None
+    return RawMessage(m.topic, m.partition, m.offset, m.key, m.value, ts)
+
+
+def _brokers(bootstrap: str) -> list[str]:
+    return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
+
+
+def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=_brokers(settings.kafka_bootstrap),
+        store="memory://",
+        datadir=str(settings.local / "faust"),
+        topic_partitions=settings.topic_partitions,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        producer_acks=-1,
+    )
+    topics = settings.topics
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+           "value_serializer": "raw"}
+    input_topic = app.topic(*topics.inputs, **raw)
+    dead_letter_topic = app.topic(topics.dead_letters, **raw)
+
+    async def send_dead_letter(key: bytes | None, value: bytes,
+                               headers: list[tuple[str, bytes]]) -> Any:
+        delivery = await dead_letter_topic.send(key=key, value=value, headers=headers)
+        return await delivery
+
+    pipeline = IngestPipeline(settings, writer, metrics, send_dead_letter)
+    batch, within = settings.batch_max_rows, settings.batch_max_seconds
+
+    @app.agent(input_topic, name="ingest")
+    async def ingest_events(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(batch, within=within):
+            await pipeline.handle_input([_raw(e) for e in events])
+
+    @app.agent(dead_letter_topic, name="store-dead-letters")
+    async def store_dead_letters(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(batch, within=within):
+            await pipeline.handle_dead_letters(
+                [_raw(e) for e in events], [headers_list(e.message.headers) for e in events]
+            )
+
+    lag_labels: set[tuple[str, str]] = set()
+    watched = {*topics.inputs, topics.dead_letters}
+
+    @app.timer(LAG_INTERVAL_S, name="consumer-lag")
+    async def measure_lag() -> None:
+        consumer = app.consumer
+        seen: set[tuple[str, str]] = set()
+        committed = getattr(consumer, "_committed_offset", {})
+        for tp in consumer.assignment():
+            if tp.topic not in watched:
+                continue
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            nxt = pipeline.stored_through.get((tp.topic, tp.partition))
+            if nxt is None:
+                nxt = committed.get(tp) or 0
+            labels = (tp.topic, str(tp.partition))
+            metrics.consumer_lag.labels(*labels).set(max(0, highwater - nxt))
+            seen.add(labels)
+        for labels in lag_labels - seen:
+            metrics.consumer_lag.remove(*labels)
+        lag_labels.clear()
+        lag_labels.update(seen)
+
+    @app.page("/metrics")
+    class MetricsView(View):
+        async def get(self, request: Request) -> Response:
+            # aiohttp refuses a charset in content_type=, so the header is set as it is
+            return self.bytes(generate_latest(metrics.registry),
+                              headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/sql")
+    class SqlView(View):
+        """Read-only queries through the worker, which holds the embedded database open."""
+
+        async def post(self, request: Request) -> Response:
+            try:
+                body = json.loads(await request.text())
+                sql = check_read_only(str(body["sql"]))
+            except NotReadOnly as exc:
+                return self.json({"error": str(exc), "kind": "not_read_only"}, status=400)
+            except (ValueError, KeyError, TypeError):
+                return self.json({"error": 'send {"sql": "SELECT ..."}', "kind": "bad_request"},
+                                 status=400)
+            try:
+                columns, rows = await writer.query_read_only(sql)
+            except Exception as exc:  # noqa: BLE001 - the database's message goes to the user
+                return self.json({"error": str(exc), "kind": "query_failed"}, status=400)
+            return self.bytes(
+                json.dumps({"columns": columns, "rows": rows}, default=str).encode(),
+                content_type="application/json",
+            )
+
+    return app

@@ -1,0 +1,130 @@
+"""The ``radar`` command: one entry point for the broker, the worker, publishing and queries."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from streams.settings import Settings, SettingsError, load_settings
+
+
+def _kafka(settings: Settings, args: argparse.Namespace) -> int:
+    from streams import kafka_local
+
+    if args.action == "up":
+        kafka_local.up(settings)
+        return 0
+    if args.action == "down":
+        kafka_local.down(settings)
+        return 0
+    return 0 if kafka_local.status(settings) else 1
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.worker import run_worker
+
+    run_worker(settings)
+    return 0
+
+
+def _publish(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.publish import publish_file
+
+    summary = publish_file(args.file, bootstrap=settings.kafka_bootstrap, topics=settings.topics,
+                           show_progress=not args.quiet and sys.stderr.isatty())
+    print(summary.render())
+    return 1 if summary.failed else 0
+
+
+def _sql(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.query import render_table, run_query
+
+    columns, rows = run_query(settings, args.query)
+    if args.format == "json":
+        print(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str))
+    elif args.format == "tsv":
+        print("\t".join(columns))
+        for r in rows:
+            print("\t".join("" if v is None else str(v) for v in r))
+    else:
+        print(render_table(columns, rows))
+    return 0
+
+
+def _db(settings: Settings, args: argparse.Namespace) -> int:
+    from sinks.clickhouse import init_schema, open_client, redact
+
+    client = open_client(settings.dsn)
+    try:
+        tables = init_schema(client)
+    finally:
+        client.close()
+    print(f"schema ready in {redact(settings.dsn)}: {', '.join(tables)}")
+    return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(settings, sample=args.sample)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="radar",
+        description="Account Radar: real-time churn and expansion signals for B2B accounts.",
+        epilog="Configuration comes from RADAR_* environment variables (see README).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    kafka = sub.add_parser("kafka", help="the local single-node Kafka broker")
+    kafka.add_argument("action", choices=["up", "down", "status"])
+    kafka.set_defaults(run=_kafka)
+
+    worker = sub.add_parser("worker", help="run the stream worker (agents, sinks, /metrics)")
+    worker.set_defaults(run=_worker)
+
+    publish = sub.add_parser("publish", help="publish a JSONL file (or - for stdin) to the topics")
+    publish.add_argument("file", help="path to a .jsonl file, or - for standard input")
+    publish.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    publish.set_defaults(run=_publish)
+
+    sql = sub.add_parser("sql", help="run a read-only query (works while the worker runs)")
+    sql.add_argument("query", help='e.g. "SELECT type, count() FROM events GROUP BY type"')
+    sql.add_argument("--format", choices=["table", "tsv", "json"], default="table")
+    sql.set_defaults(run=_sql)
+
+    db = sub.add_parser("db", help="ClickHouse schema")
+    db.add_argument("action", choices=["init"], help="create or upgrade the schema (idempotent)")
+    db.set_defaults(run=_db)
+
+    demo = sub.add_parser("demo", help="the main job end to end on the embedded defaults")
+    demo.add_argument("--sample", default=None,
+                      help="events to stream (default: the bundled samples/sample-events.jsonl)")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from sinks.clickhouse import DatabaseUnavailable
+    from sinks.readonly import NotReadOnly
+    from streams.kafka_local import LocalKafkaError
+    from streams.query import QueryError
+
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        code: int = args.run(settings, args)
+    except (SettingsError, LocalKafkaError, DatabaseUnavailable, QueryError, NotReadOnly,
+            FileNotFoundError) as exc:
+        print(f"radar {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

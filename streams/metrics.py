@@ -1,0 +1,61 @@
+"""Every Prometheus metric the worker exports, declared in one place, on a registry of its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (
+    0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600,
+    6 * 3600, 86400, 7 * 86400, 30 * 86400, 365 * 86400,
+)
+_INSERT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_BATCH_BUCKETS = (1, 10, 100, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events_consumed = Counter(
+            "radar_events_consumed", "Messages read from the input topics.", ["topic"], registry=r
+        )
+        self.events_rejected = Counter(
+            "radar_events_rejected",
+            "Messages refused and sent to the dead-letter topic, by reason (error class).",
+            ["reason"], registry=r,
+        )
+        self.rows_written = Counter(
+            "radar_rows_written", "Rows inserted into ClickHouse, by table.", ["table"], registry=r
+        )
+        self.rows_skipped_duplicate = Counter(
+            "radar_rows_skipped_duplicate",
+            "Rows not inserted because their id was already stored (redelivery).",
+            ["table"], registry=r,
+        )
+        self.insert_duration = Histogram(
+            "radar_insert_duration_seconds", "Time to store one batch in ClickHouse, retries included.",
+            ["table"], buckets=_INSERT_BUCKETS, registry=r,
+        )
+        self.insert_batch_rows = Histogram(
+            "radar_insert_batch_rows", "Rows per ClickHouse insert batch.",
+            ["table"], buckets=_BATCH_BUCKETS, registry=r,
+        )
+        self.insert_retries = Counter(
+            "radar_insert_retries", "Failed ClickHouse insert attempts that were retried.",
+            ["table"], registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "radar_consumer_lag",
+            "Messages on a partition not yet stored and committed (high-water mark minus "
+            "the next offset to store).",
+            ["topic", "partition"], registry=r,
+        )
+        self.event_to_stored = Histogram(
+            "radar_event_to_stored_seconds",
+            "Event time (occurred_at) to the moment the row was stored in ClickHouse.",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.dead_letters_stored = Counter(
+            "radar_dead_letters_stored", "Dead letters stored in ClickHouse, by source.",
+            ["source_topic"], registry=r,
+        )

@@ -1,0 +1,76 @@
+"""``radar sql``: answer a read-only query, through the running worker when it holds the database.
+
+Embedded ClickHouse can be open in one process only. When a worker runs, it holds it, so the
+query goes to the worker's ``/sql`` endpoint; otherwise (or with a server DSN) it is run here.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from sinks.clickhouse import READ_ONLY_SETTINGS, open_client
+from sinks.readonly import check_read_only
+from streams.settings import Settings
+from streams.worker import read_worker_state
+
+Result = tuple[list[str], list[Sequence[Any]]]
+
+
+class QueryError(RuntimeError):
+    pass
+
+
+def _through_worker(url: str, sql: str, timeout: float) -> Result:
+    request = urllib.request.Request(
+        f"{url}/sql", data=json.dumps({"sql": sql}).encode(),
+        headers={"Content-Type": "application/json"}, method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", str(exc))
+        except ValueError:
+            message = str(exc)
+        raise QueryError(message) from exc
+    except urllib.error.URLError as exc:
+        raise QueryError(f"the worker at {url} did not answer: {exc.reason}") from exc
+    return list(body["columns"]), [list(r) for r in body["rows"]]
+
+
+def run_query(settings: Settings, sql: str, timeout: float = 300.0) -> Result:
+    statement = check_read_only(sql)
+    if settings.embedded:
+        state = read_worker_state(settings)
+        if state is not None:
+            return _through_worker(str(state["url"]), statement, timeout)
+    client = open_client(settings.dsn)
+    try:
+        result = client.query(statement, settings=READ_ONLY_SETTINGS)
+        return list(result.column_names), [list(r) for r in result.result_rows]
+    except Exception as exc:
+        raise QueryError(str(exc)) from exc
+    finally:
+        client.close()
+
+
+def render_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def cell(v: Any) -> str:
+        return "NULL" if v is None else str(v)
+
+    text = [[cell(v) for v in row] for row in rows]
+    widths = [len(c) for c in columns]
+    for row in text:
+        widths = [max(w, len(v)) for w, v in zip(widths, row, strict=True)]
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+
+    out = [line(list(columns)), line(["-" * w for w in widths])]
+    out += [line(row) for row in text]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)

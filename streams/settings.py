@@ -1,0 +1,110 @@
+"""One frozen settings object, read from ``RADAR_*`` environment variables once at start-up.
+
+Everything below the composition root receives this object (or the values it needs);
+nothing else in the project reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from schemas.topics import TopicNames
+
+PREFIX = "RADAR_"
+
+
+def project_home() -> Path:
+    """The checkout the package runs from (editable install), else the working directory."""
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").exists():
+        return here
+    return Path.cwd()
+
+
+class SettingsError(ValueError):
+    """A ``RADAR_*`` variable holds a value the worker cannot use."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    home: Path = Field(default_factory=project_home)
+    local_dir: Path | None = None
+    kafka_bootstrap: str = "localhost:9092"
+    kafka_port: int = Field(default=9092, ge=1, le=65535)
+    kafka_controller_port: int | None = Field(default=None, ge=1, le=65535)
+    kafka_heap: str = "512m"
+    topic_prefix: str = Field(default="radar", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    topic_partitions: int = Field(default=6, ge=1, le=1000)
+    clickhouse_dsn: str | None = None
+    app_id: str = Field(default="account-radar", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    batch_max_rows: int = Field(default=5000, ge=1000, le=1_000_000)
+    batch_max_seconds: float = Field(default=1.0, gt=0, le=60)
+    max_message_bytes: int = Field(default=512 * 1024, ge=1024, le=64 * 1024 * 1024)
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    log_level: str = Field(default="warn", pattern=r"^(crit|error|warn|info|debug)$")
+    rules: Path | None = None  # the signal rules file (read by the signal engine)
+
+    @field_validator("clickhouse_dsn")
+    @classmethod
+    def _known_scheme(cls, dsn: str | None) -> str | None:
+        if dsn is not None and not dsn.startswith(("chdb://", "http://", "https://")):
+            raise ValueError("must start with chdb://, http:// or https://")
+        return dsn
+
+    @property
+    def local(self) -> Path:
+        """Downloads, broker data and the embedded database live here (git-ignored)."""
+        return self.local_dir or self.home / ".local"
+
+    @property
+    def dsn(self) -> str:
+        return self.clickhouse_dsn or f"chdb://{self.local / 'clickhouse'}"
+
+    @property
+    def embedded(self) -> bool:
+        return self.dsn.startswith("chdb://")
+
+    @property
+    def controller_port(self) -> int:
+        return self.kafka_controller_port or self.kafka_port + 1
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames(self.topic_prefix)
+
+    @property
+    def web_url(self) -> str:
+        host = "127.0.0.1" if self.web_host in ("0.0.0.0", "::") else self.web_host
+        return f"http://{host}:{self.web_port}"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from ``RADAR_*`` variables; unknown ``RADAR_*`` names are an error."""
+    env = os.environ if environ is None else environ
+    fields = Settings.model_fields
+    values: dict[str, str] = {}
+    unknown: list[str] = []
+    for name, value in env.items():
+        if not name.startswith(PREFIX):
+            continue
+        key = name[len(PREFIX):].lower()
+        if key in fields:
+            values[key] = value
+        else:
+            unknown.append(name)
+    if unknown:
+        known = ", ".join(PREFIX + f.upper() for f in fields)
+        raise SettingsError(f"unknown setting(s) {', '.join(sorted(unknown))}; known: {known}")
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{PREFIX}{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise SettingsError(problems) from exc

@@ -1,0 +1,61 @@
+"""``radar worker``: open the database, build the app, run it until stopped.
+
+With embedded ClickHouse the worker holds the database open, so it leaves a small state file
+next to it saying where its web server answers; ``radar sql`` reads that to query through it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from sinks.clickhouse import ClickHouseWriter
+from streams.app import create_app
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+
+def worker_state_file(settings: Settings) -> Path | None:
+    """Where a worker holding the embedded database announces itself (None for a server DSN)."""
+    if not settings.embedded:
+        return None
+    db = Path(settings.dsn.removeprefix("chdb://"))
+    return db.with_name(db.name + ".worker.json")
+
+
+def read_worker_state(settings: Settings) -> dict[str, Any] | None:
+    """The running worker's state, or None when no live worker holds the database."""
+    path = worker_state_file(settings)
+    if path is None or not path.exists():
+        return None
+    try:
+        state: dict[str, Any] = json.loads(path.read_text())
+        os.kill(int(state["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state
+
+
+def run_worker(settings: Settings) -> None:
+    from faust import Worker
+
+    writer = ClickHouseWriter(settings.dsn)
+    writer.open_blocking()  # fail fast, with a clear message, before Kafka is touched
+    metrics = Metrics()
+    app = create_app(settings, writer, metrics)
+    state = worker_state_file(settings)
+    if state is not None:
+        state.write_text(json.dumps({"pid": os.getpid(), "url": settings.web_url}))
+    try:
+        worker = Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
+        worker.execute_from_commandline()
+    finally:
+        if state is not None:
+            try:
+                if json.loads(state.read_text()).get("pid") == os.getpid():
+                    state.unlink()
+            except (OSError, ValueError):
+                pass
+        writer.close_blocking()
