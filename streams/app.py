@@ -41,7 +41,7 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics) -
         settings.app_id,
         broker=_brokers(settings.kafka_bootstrap),
         store="memory://",
-        datadir=str(settings.local / "faust"),
+        datadir=str(settings.local / "faust" / settings.app_id),
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
