@@ -10,13 +10,32 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+)
+from pydantic_core import PydanticCustomError
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Text = Annotated[str, StringConstraints(max_length=512)]
 
 SCHEMA_VERSION = 1
+
+
+def _json_int(value: object) -> object:
+    """Literal ints compare by equality, so ``true`` and ``1.0`` would pass as ``1``: refuse them."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PydanticCustomError("literal_error", "Input should be an integer")
+    return value
+
+
+JsonInt = BeforeValidator(_json_int)
 EVENT_TYPES: tuple[str, ...] = (
     "ad_impression",
     "outreach_reply",
@@ -30,7 +49,7 @@ class _Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     event_id: Id
-    schema_version: Literal[1]
+    schema_version: Annotated[Literal[1], JsonInt]
     occurred_at: AwareDatetime
     account_id: Id
 
@@ -82,7 +101,7 @@ class AccountProfile(_Envelope):
     type: Literal["account_profile"]
     name: Name
     sector: Name
-    tier: Literal[1, 2, 3]
+    tier: Annotated[Literal[1, 2, 3], JsonInt]
     renewal_date: date
     arr: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     champion_ids: Annotated[list[Id], Field(max_length=1000)] = Field(default_factory=list)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -78,7 +79,7 @@ def init_schema(client: Client) -> list[str]:
 
 
 def dedup_token(table: str, ids: Sequence[str]) -> str:
-    digest = hashlib.sha256("\x1f".join(ids).encode()).hexdigest()
+    digest = hashlib.sha256(json.dumps(list(ids)).encode()).hexdigest()  # unambiguous framing
     return f"{table}:{len(ids)}:{digest}"
 
 

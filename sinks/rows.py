@@ -69,7 +69,7 @@ def _type_columns(e: object) -> dict[str, Any]:
 def event_row(accepted: AcceptedEvent, ingested_at: datetime) -> list[Any]:
     e = accepted.event
     src = accepted.source
-    values = dict(_EMPTY)
+    values = dict(_EMPTY, champion_ids=[])  # a list of its own for every row
     values.update(_type_columns(e))
     values.update(
         event_id=e.event_id,

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.types import EventT
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -52,10 +54,14 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics) -
         producer_acks=-1,
     )
     topics = settings.topics
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
-           "value_serializer": "raw"}
-    input_topic = app.topic(*topics.inputs, **raw)
-    dead_letter_topic = app.topic(topics.dead_letters, **raw)
+
+    def raw_topic(*names: str) -> faust.TopicT:
+        # bytes in, bytes out: decoding is ours, so a bad message becomes a dead letter
+        return app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw")
+
+    input_topic = raw_topic(*topics.inputs)
+    dead_letter_topic = raw_topic(topics.dead_letters)
 
     async def send_dead_letter(key: bytes | None, value: bytes,
                                headers: list[tuple[str, bytes]]) -> Any:
@@ -63,16 +69,21 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics) -
         return await delivery
 
     pipeline = IngestPipeline(settings, writer, metrics, send_dead_letter)
-    batch, within = settings.batch_max_rows, settings.batch_max_seconds
+
+    def batches(stream: faust.StreamT[bytes]) -> AsyncIterator[Sequence[EventT[bytes]]]:
+        # rows or seconds, whichever comes first; the batch is acked after the loop body
+        return cast(faust.Stream[bytes], stream).take_events(
+            settings.batch_max_rows, within=settings.batch_max_seconds
+        )
 
     @app.agent(input_topic, name="ingest")
     async def ingest_events(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(batch, within=within):
+        async for events in batches(stream):
             await pipeline.handle_input([_raw(e) for e in events])
 
     @app.agent(dead_letter_topic, name="store-dead-letters")
     async def store_dead_letters(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(batch, within=within):
+        async for events in batches(stream):
             await pipeline.handle_dead_letters(
                 [_raw(e) for e in events], [headers_list(e.message.headers) for e in events]
             )
@@ -80,7 +91,7 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics) -
     lag_labels: set[tuple[str, str]] = set()
     watched = {*topics.inputs, topics.dead_letters}
 
-    @app.timer(LAG_INTERVAL_S, name="consumer-lag")
+    @app.timer(LAG_INTERVAL_S, name="consumer-lag")  # type: ignore[untyped-decorator]
     async def measure_lag() -> None:
         consumer = app.consumer
         seen: set[tuple[str, str]] = set()

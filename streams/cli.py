@@ -110,15 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from sinks.clickhouse import DatabaseUnavailable
     from sinks.readonly import NotReadOnly
+    from streams.demo import DemoError
     from streams.kafka_local import LocalKafkaError
     from streams.query import QueryError
 
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-        code: int = args.run(settings, args)
+        code = int(args.run(settings, args))
     except (SettingsError, LocalKafkaError, DatabaseUnavailable, QueryError, NotReadOnly,
-            FileNotFoundError) as exc:
+            DemoError, FileNotFoundError) as exc:
         print(f"radar {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ pid file under ``.local/kafka/broker-<port>``. ``down`` stops only the process w
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import shutil
@@ -347,10 +348,8 @@ def stop_pid(pid: int, timeout: float = STOP_TIMEOUT_S) -> None:
         except ProcessLookupError:
             return
         # reap it if it is our child
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         time.sleep(0.2)
     os.kill(pid, signal.SIGKILL)
 

@@ -91,8 +91,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values: dict[str, str] = {}
     unknown: list[str] = []
     for name, value in env.items():
-        if not name.startswith(PREFIX):
-            continue
+        if not name.startswith(PREFIX) or value == "":
+            continue  # an empty variable means "not set"
         key = name[len(PREFIX):].lower()
         if key in fields:
             values[key] = value

@@ -13,9 +13,13 @@ from streams.query import render_table
 
 
 def test_dedup_token_names_the_table_and_count_and_hashes_the_ids() -> None:
-    digest = hashlib.sha256(b"e1\x1fe2\x1fe3").hexdigest()
+    digest = hashlib.sha256(b'["e1", "e2", "e3"]').hexdigest()
 
     assert dedup_token("events", ["e1", "e2", "e3"]) == f"events:3:{digest}"
+
+
+def test_dedup_token_cannot_be_confused_by_separator_characters_inside_ids() -> None:
+    assert dedup_token("events", ["a\x1fb", "c"]) != dedup_token("events", ["a", "b\x1fc"])
 
 
 def test_dedup_token_is_stable_for_the_same_batch() -> None:
