@@ -13,7 +13,6 @@ setup() {
     "$PYTHON" -m venv .venv
   fi
   echo "installing Account Radar and its dependencies into .venv ..."
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 }
 

@@ -146,7 +146,10 @@ class ClickHouseWriter:
             return 0
         settings = dict(INSERT_SETTINGS)
         settings["insert_deduplication_token"] = dedup_token(table, [i for i, _ in fresh])
-        client.insert(table, [r for _, r in fresh], column_names=list(columns), settings=settings)
+        # column-oriented: clickhouse-connect serialises whole columns, ~4x faster than rows
+        data = list(zip(*(r for _, r in fresh), strict=True))
+        client.insert(table, data, column_names=list(columns), column_oriented=True,
+                      settings=settings)
         return len(fresh)
 
     async def _write(
