@@ -43,7 +43,7 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics) -
         settings.app_id,
         broker=_brokers(settings.kafka_bootstrap),
         store="memory://",
-        datadir=str(settings.local / "faust" / settings.app_id),
+        datadir=str(settings.local / "faust" / settings.app_id),  # created by run_worker
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,

@@ -44,6 +44,7 @@ def run_worker(settings: Settings) -> None:
     writer = ClickHouseWriter(settings.dsn)
     writer.open_blocking()  # fail fast, with a clear message, before Kafka is touched
     metrics = Metrics()
+    (settings.local / "faust" / settings.app_id).mkdir(parents=True, exist_ok=True)
     app = create_app(settings, writer, metrics)
     state = worker_state_file(settings)
     if state is not None:
