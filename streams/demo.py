@@ -52,14 +52,18 @@ def end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]
 
 
 def committed_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
+    """The group's committed offsets; empty while a new broker is still electing a coordinator."""
     from kafka.admin import KafkaAdminClient
+    from kafka.errors import CoordinatorNotAvailableError, NotCoordinatorError
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="radar-demo")
     try:
         offsets = admin.list_group_offsets(group).get(group, {})
-        return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
+    except (CoordinatorNotAvailableError, NotCoordinatorError):
+        return {}
     finally:
         admin.close()
+    return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
 
 
 def wait_until_committed(
