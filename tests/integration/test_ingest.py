@@ -109,6 +109,16 @@ def test_valid_events_land_once_and_every_bad_message_is_a_dead_letter(radar: Ra
     assert metric(text, "radar_event_to_stored_seconds_count") == len(valid)
     assert "radar_insert_duration_seconds_bucket" in text
 
+    # lag per input partition, measured every few seconds: everything stored means lag 0
+    lag_line = re.compile(r'^radar_consumer_lag\{partition="\d",topic="' + re.escape(
+        topics.name("ad-impressions")) + r'"\} (\S+)$', re.M)
+    deadline = time.monotonic() + 15
+    while not lag_line.search(text) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        text = radar.metrics()
+    lags = [float(v) for v in lag_line.findall(text)]
+    assert len(lags) == 6 and all(v == 0 for v in lags), lags
+
 
 def test_sigkill_mid_stream_then_restart_loses_nothing_and_duplicates_nothing(
     radar: RadarEnv,
