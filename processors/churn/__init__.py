@@ -1,0 +1,1 @@
+"""Churn rules of SPEC section 4, one module each."""

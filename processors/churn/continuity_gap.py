@@ -1,0 +1,28 @@
+"""A tier-1 account with no ad exposure to anyone for more than ``days``: the retention drip
+stopped. Fires once per gap, when the gap passes the threshold."""
+
+from __future__ import annotations
+
+from processors.context import Context
+from processors.state import DAY
+from schemas.signals import Signal
+
+
+def check(ctx: Context) -> Signal | None:
+    s = ctx.state
+    r = ctx.rules.churn.continuity_gap
+    if s.tier_level not in r.tiers:
+        return None
+    since = s.last_exposed if s.last_exposed is not None else s.first_seen
+    if ctx.now - since <= r.days * DAY:
+        return None
+    episode = f"{since:.3f}"
+    key = f"continuity_gap:{episode}"
+    if key in s.fired:
+        return None
+    s.fired.append(key)
+    return ctx.signal("continuity_gap", "medium", episode, {
+        "event_ids": [s.last_exposed_event] if s.last_exposed_event else [],
+        "last_exposed_at": s.last_exposed, "gap_days": round((ctx.now - since) / DAY, 1),
+        "threshold_days": r.days, "tier": s.tier_level, "figures": ctx.figures},
+        occurred_at=since + r.days * DAY)

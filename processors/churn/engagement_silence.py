@@ -1,0 +1,25 @@
+"""Nobody at the account has engaged for ``days``: fires once per silence, at its deadline."""
+
+from __future__ import annotations
+
+from processors.context import Context
+from processors.state import DAY
+from schemas.signals import Signal
+
+
+def check(ctx: Context) -> Signal | None:
+    s = ctx.state
+    limit = ctx.rules.churn.engagement_silence.days
+    since = s.last_engaged if s.last_engaged is not None else s.first_seen
+    deadline = since + limit * DAY
+    if ctx.now < deadline:
+        return None
+    episode = f"{since:.3f}"
+    key = f"engagement_silence:{episode}"
+    if key in s.fired:
+        return None
+    s.fired.append(key)
+    evidence = {"event_ids": [s.last_engaged_event] if s.last_engaged_event else [],
+                "silent_since": since, "threshold_days": limit,
+                "never_engaged": s.last_engaged is None, "figures": ctx.figures}
+    return ctx.signal("engagement_silence", "high", episode, evidence, occurred_at=deadline)

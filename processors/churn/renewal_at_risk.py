@@ -1,0 +1,42 @@
+"""Renewal within ``within_days`` and the account looks thin: silent, few engaged, or no champion.
+
+Fires once per renewal date.
+"""
+
+from __future__ import annotations
+
+from processors.context import Context
+from processors.state import DAY
+from schemas.signals import Signal
+
+
+def check(ctx: Context) -> Signal | None:
+    s = ctx.state
+    r = ctx.rules.churn.renewal_at_risk
+    if s.renewal_day is None:
+        return None
+    days_left = s.renewal_day - ctx.today
+    if not 0 <= days_left <= r.within_days:
+        return None
+    key = f"renewal_at_risk:{s.renewal_day}"
+    if key in s.fired:
+        return None
+    silent_days = ctx.days_since(s.last_engaged)
+    engaged = s.engaged_since(ctx.now - r.engaged_window_days * DAY)
+    departed = [d for d in s.departures if ctx.now - d.left_at <= r.champion_left_days * DAY]
+    reasons = []
+    if silent_days >= r.silence_days:
+        reasons.append(f"no engagement for {silent_days:.0f} days")
+    if len(engaged) < r.min_engaged and ctx.observed(r.engaged_window_days):
+        reasons.append(f"{len(engaged)} engaged stakeholder(s) in {r.engaged_window_days} days")
+    if departed:
+        reasons.append(f"champion left {', '.join(d.stakeholder_id for d in departed)}")
+    if not reasons:
+        return None
+    s.fired.append(key)
+    event_ids = [d.event_id for d in departed] + list(s.recent_engagement_events[-3:])
+    return ctx.signal("renewal_at_risk", "critical", str(s.renewal_day), {
+        "event_ids": event_ids, "reasons": reasons, "renewal_in_days": days_left,
+        "silent_days": round(silent_days, 1), "engaged_stakeholders": engaged,
+        "threshold_within_days": r.within_days, "threshold_silence_days": r.silence_days,
+        "threshold_min_engaged": r.min_engaged, "figures": ctx.figures})

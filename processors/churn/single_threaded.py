@@ -1,0 +1,19 @@
+"""Fewer than ``min_engaged`` stakeholders engaged in the window while the roster has more."""
+
+from __future__ import annotations
+
+from processors.conditions import fire_on_entry
+from processors.context import Context
+from processors.state import DAY
+from schemas.signals import Signal
+
+
+def check(ctx: Context) -> Signal | None:
+    r = ctx.rules.churn.single_threaded
+    engaged = ctx.state.engaged_since(ctx.now - r.window_days * DAY)
+    roster = len(ctx.state.roster())
+    holds = (ctx.observed(r.window_days) and len(engaged) < r.min_engaged
+             and roster >= r.min_roster)
+    return fire_on_entry(ctx, "single_threaded", "medium", holds, {
+        "engaged_stakeholders": engaged, "roster": roster, "window_days": r.window_days,
+        "threshold_min_engaged": r.min_engaged, "threshold_min_roster": r.min_roster})

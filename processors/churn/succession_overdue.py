@@ -1,0 +1,30 @@
+"""``days`` after a champion left, nobody who joined since has been reached or has engaged."""
+
+from __future__ import annotations
+
+from processors.context import Context
+from processors.state import DAY
+from schemas.signals import Signal
+
+
+def check(ctx: Context) -> Signal | None:
+    """One overdue departure per call (the engine calls again until there is none)."""
+    s = ctx.state
+    r = ctx.rules.churn.succession_overdue
+    for departure in s.departures:
+        deadline = departure.left_at + r.days * DAY
+        if departure.succession_checked or ctx.now < deadline:
+            continue
+        departure.succession_checked = True
+        joiners = {sid: st for sid, st in s.stakeholders.items()
+                   if st.joined_at is not None and st.joined_at > departure.left_at}
+        reached = [sid for sid, st in joiners.items()
+                   if st.first_reached is not None and st.first_reached <= deadline]
+        if reached:
+            continue
+        return ctx.signal("succession_overdue", "high", departure.event_id, {
+            "event_ids": [departure.event_id], "departed_champion": departure.stakeholder_id,
+            "left_at": departure.left_at, "joined_since": sorted(joiners),
+            "threshold_days": r.days, "figures": ctx.figures},
+            stakeholder_id=departure.stakeholder_id, occurred_at=deadline)
+    return None

@@ -1,0 +1,24 @@
+"""Condition signals fire when their condition starts to hold, not on every event while it does.
+
+The episode is the day the condition began; once it stops holding, it may fire again later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from processors.context import Context
+from schemas.signals import Severity, Signal
+
+
+def fire_on_entry(ctx: Context, kind: str, severity: Severity, holds: bool,
+                  evidence: dict[str, Any]) -> Signal | None:
+    active = ctx.state.active
+    if not holds:
+        active.pop(kind, None)
+        return None
+    if kind in active:
+        return None
+    episode = str(ctx.today)
+    active[kind] = episode
+    return ctx.signal(kind, severity, episode, {**evidence, "figures": ctx.figures})

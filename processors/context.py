@@ -1,0 +1,97 @@
+"""What a rule sees: the account's state, the rules, event time ``now``, and the trigger.
+
+A rule is a small pure function ``check(ctx) -> Signal | None``. Event rules look at
+``ctx.event`` and ``ctx.before`` (the stakeholder as it was before the event); condition and
+deadline rules look at the state at ``ctx.now``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+from processors.engagement import NO_TOUCH, Touch, figures
+from processors.rules import Rules
+from processors.state import DAY, AccountState, StakeholderState, day_of
+from schemas.events import InputEvent
+from schemas.signals import EXPANSION_TYPES, Severity, Signal, signal_id
+
+
+def to_datetime(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Before:
+    """The stakeholder as the event found them."""
+
+    known: bool
+    was_champion: bool
+    buying_role: str | None
+    title: str | None
+    last_engaged: float | None
+
+
+@dataclass
+class Context:
+    state: AccountState
+    rules: Rules
+    now: float
+    detected_at: datetime
+    event: InputEvent | None = None
+    before: Before | None = None
+    touch: Touch = NO_TOUCH
+
+    @property
+    def today(self) -> int:
+        return day_of(self.now)
+
+    @cached_property
+    def figures(self) -> dict[str, Any]:
+        return figures(self.state, self.now, self.rules)
+
+    def observed(self, days: float) -> bool:
+        """Whether the account has been watched for ``days``: a window judged before that
+        would count days we never saw (every new account would look silent or surging)."""
+        return self.now - self.state.first_seen >= days * DAY
+
+    def days_since(self, ts: float | None) -> float:
+        """Days from ``ts`` (or the account's first sighting) to now."""
+        return (self.now - (self.state.first_seen if ts is None else ts)) / DAY
+
+    def signal(
+        self,
+        signal_type: str,
+        severity: Severity,
+        episode: str,
+        evidence: dict[str, Any],
+        *,
+        stakeholder_id: str | None = None,
+        occurred_at: float | None = None,
+    ) -> Signal:
+        at = self.now if occurred_at is None else occurred_at
+        event_ids = evidence.pop("event_ids", None)
+        if event_ids is None:
+            event_ids = [self.event.event_id] if self.event is not None else \
+                list(self.state.recent_engagement_events[-5:])
+        return Signal(
+            signal_id=signal_id(self.state.account_id, signal_type, episode, self.rules.version),
+            account_id=self.state.account_id,
+            stakeholder_id=stakeholder_id,
+            type=signal_type,
+            category="expansion" if signal_type in EXPANSION_TYPES else "churn",
+            severity=severity,
+            occurred_at=to_datetime(at),
+            detected_at=self.detected_at,
+            rule_version=self.rules.version,
+            evidence={"event_ids": event_ids, **evidence},
+        )
+
+    def stakeholder(self) -> tuple[str, StakeholderState] | None:
+        event = self.event
+        sid = getattr(event, "stakeholder_id", None)
+        if sid is None or sid not in self.state.stakeholders:
+            return None
+        return sid, self.state.stakeholders[sid]

@@ -1,0 +1,214 @@
+"""The signal engine for one account: apply an event, or let event time pass.
+
+``apply_event`` updates the account's state with one event and returns the signals it fires;
+``advance_time`` moves the account to a later event time (the partition's watermark) and fires
+the deadline signals that time has reached. Both recompute the tier and report a change.
+Everything is in event time; ``detected_at`` (wall clock) is handed in by the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import ModuleType
+
+from processors.churn import (
+    champion_left,
+    continuity_gap,
+    engagement_drop,
+    engagement_silence,
+    key_contact_changed,
+    renewal_at_risk,
+    single_threaded,
+    succession_overdue,
+)
+from processors.context import Before, Context, to_datetime
+from processors.engagement import Touch, touch_of
+from processors.expansion import (
+    champion_advocacy,
+    engagement_surge,
+    multi_threaded,
+    new_stakeholder_engaged,
+    pricing_page_visit,
+    reference_candidate,
+)
+from processors.rules import Rules
+from processors.state import (
+    DAY,
+    EPOCH_ORDINAL,
+    SCORE_DAYS_KEPT,
+    AccountState,
+    ChampionDeparture,
+    StakeholderState,
+    day_of,
+    trim_days,
+)
+from processors.tiers import tier_of
+from schemas.events import AccountProfile, InputEvent, RoleChange
+from schemas.signals import Signal, TierChange
+
+# fired by the event itself, judged against the state as the event found it
+EVENT_RULES: tuple[ModuleType, ...] = (
+    champion_left, key_contact_changed, new_stakeholder_engaged, champion_advocacy,
+    pricing_page_visit,
+)
+# fired when event time reaches a deadline; each episode once
+DEADLINE_RULES: tuple[ModuleType, ...] = (
+    engagement_silence, continuity_gap, succession_overdue, renewal_at_risk,
+)
+# fired when a condition over the windows starts to hold
+CONDITION_RULES: tuple[ModuleType, ...] = (
+    engagement_drop, single_threaded, engagement_surge, multi_threaded, reference_candidate,
+)
+RECENT_EVENTS_KEPT = 10
+CHURN_HISTORY_DAYS = 120
+
+
+@dataclass
+class Outcome:
+    signals: list[Signal] = field(default_factory=list)
+    tier_change: TierChange | None = None
+    late: bool = False  # beyond the allowed lateness: counted, changed nothing
+
+
+def new_account(account_id: str, event_time: float) -> AccountState:
+    return AccountState(account_id=account_id, first_seen=event_time, high_water=event_time)
+
+
+def apply_event(
+    state: AccountState | None, event: InputEvent, rules: Rules, detected_at: datetime
+) -> tuple[AccountState, Outcome]:
+    t = event.occurred_at.timestamp()
+    if state is None:
+        state = new_account(event.account_id, t)
+    outcome = Outcome()
+    if t < state.high_water - rules.engagement.allowed_lateness_days * DAY:
+        state.late_ignored += 1
+        outcome.late = True
+        return state, outcome
+    if t > state.high_water:
+        # deadlines that passed before this event fire first, at their own time
+        _run(Context(state, rules, t, detected_at), DEADLINE_RULES, outcome)
+    before = _before(state, event)
+    touch = touch_of(event, rules.weights)
+    _update(state, event, touch, t)
+    state.high_water = max(state.high_water, t)
+    ctx = Context(state, rules, state.high_water, detected_at, event, before, touch)
+    _run(ctx, EVENT_RULES, outcome)
+    _run(ctx, DEADLINE_RULES, outcome)
+    _run(ctx, CONDITION_RULES, outcome)
+    _finish(state, rules, ctx.now, detected_at, outcome)
+    return state, outcome
+
+
+def advance_time(
+    state: AccountState, now: float, rules: Rules, detected_at: datetime
+) -> Outcome:
+    """Let event time reach ``now``: deadline and window conditions are judged at that time."""
+    outcome = Outcome()
+    at = max(now, state.high_water)
+    ctx = Context(state, rules, at, detected_at)
+    _run(ctx, DEADLINE_RULES, outcome)
+    _run(ctx, CONDITION_RULES, outcome)
+    state.evaluated_day = day_of(at)
+    _finish(state, rules, at, detected_at, outcome)
+    return outcome
+
+
+def _run(ctx: Context, rules: tuple[ModuleType, ...], outcome: Outcome) -> None:
+    for rule in rules:
+        # a deadline rule may have several episodes due (e.g. two departures): drain it
+        while (signal := rule.check(ctx)) is not None:
+            outcome.signals.append(signal)
+            if signal.category == "churn":
+                ctx.state.churn_history.append(
+                    (signal.type, signal.severity, signal.occurred_at.timestamp()))
+            if rule not in DEADLINE_RULES:
+                break
+
+
+def _finish(state: AccountState, rules: Rules, now: float, detected_at: datetime,
+            outcome: Outcome) -> None:
+    tier, reasons = tier_of(state, now, rules)
+    if tier != state.tier:
+        outcome.tier_change = TierChange(
+            account_id=state.account_id, tier=tier, previous_tier=state.tier,  # type: ignore[arg-type]
+            occurred_at=to_datetime(now), detected_at=detected_at, rule_version=rules.version,
+            reasons=reasons,
+        )
+        state.tier = tier
+    today = day_of(now)
+    trim_days(state.score_days, today, SCORE_DAYS_KEPT)
+    for st in state.stakeholders.values():
+        trim_days(st.score_days, today, SCORE_DAYS_KEPT)
+    horizon = now - CHURN_HISTORY_DAYS * DAY
+    state.churn_history = [h for h in state.churn_history if h[2] >= horizon]
+
+
+def _before(state: AccountState, event: InputEvent) -> Before | None:
+    sid = getattr(event, "stakeholder_id", None)
+    if sid is None:
+        return None
+    st = state.stakeholders.get(sid)
+    return Before(
+        known=st is not None,
+        was_champion=sid in state.champions(),
+        buying_role=None if st is None else st.buying_role,
+        title=None if st is None else st.title,
+        last_engaged=None if st is None else st.last_engaged,
+    )
+
+
+def _later(current: float | None, t: float) -> bool:
+    return current is None or t >= current
+
+
+def _update(state: AccountState, event: InputEvent, touch: Touch, t: float) -> None:
+    if isinstance(event, AccountProfile):
+        if _later(state.profile_at, t):  # the latest snapshot wins
+            state.profile_at = t
+            state.name, state.sector, state.tier_level = event.name, event.sector, event.tier
+            state.renewal_day = event.renewal_date.toordinal() - EPOCH_ORDINAL
+            state.arr = event.arr
+            state.profile_champions = list(event.champion_ids)
+        return
+    sid = event.stakeholder_id
+    st = state.stakeholders.get(sid)
+    if st is None:
+        st = state.stakeholders[sid] = StakeholderState(first_seen=t)
+    if isinstance(event, RoleChange):
+        _role_change(state, sid, st, event, t)
+    if touch.exposed:
+        if _later(st.last_exposed, t):
+            st.last_exposed = t
+        if _later(state.last_exposed, t):
+            state.last_exposed, state.last_exposed_event = t, event.event_id
+    if touch.exposed or touch.engaged:
+        st.first_reached = t if st.first_reached is None else min(st.first_reached, t)
+    if touch.engaged:
+        day = day_of(t)
+        st.score_days[day] = st.score_days.get(day, 0.0) + touch.points
+        state.score_days[day] = state.score_days.get(day, 0.0) + touch.points
+        if _later(st.last_engaged, t):
+            st.last_engaged, st.last_engaged_event = t, event.event_id
+        if _later(state.last_engaged, t):
+            state.last_engaged, state.last_engaged_event = t, event.event_id
+        state.recent_engagement_events.append(event.event_id)
+        del state.recent_engagement_events[:-RECENT_EVENTS_KEPT]
+    if touch.public and _later(st.last_public, t):
+        st.last_public = t
+
+
+def _role_change(state: AccountState, sid: str, st: StakeholderState, e: RoleChange,
+                 t: float) -> None:
+    was_champion = sid in state.champions()
+    st.title, st.function, st.seniority, st.buying_role = (
+        e.title, e.function, e.seniority, e.buying_role)
+    if e.change == "left":
+        st.on_roster, st.left_at = False, t
+        if was_champion:
+            state.departures.append(ChampionDeparture(sid, t, e.event_id))
+    else:
+        st.on_roster = True
+        if e.change == "joined":
+            st.joined_at = t

@@ -1,0 +1,1 @@
+"""Expansion rules of SPEC section 4, one module each."""

@@ -1,0 +1,21 @@
+"""A champion likes, comments on or shares our content publicly: advocacy others can see."""
+
+from __future__ import annotations
+
+from processors.context import Context
+from schemas.events import ContentInteraction
+from schemas.signals import Signal
+
+
+def check(ctx: Context) -> Signal | None:
+    e = ctx.event
+    if not isinstance(e, ContentInteraction) or not ctx.touch.public:
+        return None
+    if e.stakeholder_id not in ctx.state.champions():
+        return None
+    return ctx.signal(
+        "champion_advocacy", "medium", e.event_id,
+        {"action": e.action, "content_id": e.content_id, "topic": e.topic,
+         "figures": ctx.figures},
+        stakeholder_id=e.stakeholder_id, occurred_at=e.occurred_at.timestamp(),
+    )

@@ -1,0 +1,19 @@
+"""Trailing-30-day engagement points rose by more than ``rise_pct`` against the 30 days before."""
+
+from __future__ import annotations
+
+from processors.conditions import fire_on_entry
+from processors.context import Context
+from processors.state import window_points
+from schemas.signals import Signal
+
+
+def check(ctx: Context) -> Signal | None:
+    r = ctx.rules.expansion.engagement_surge
+    last = window_points(ctx.state.score_days, ctx.today, 30)
+    prior = window_points(ctx.state.score_days, ctx.today, 30, offset=30)
+    change = (last - prior) / prior * 100 if prior else 0.0
+    holds = ctx.observed(60) and prior >= r.min_prior_points and change > r.rise_pct
+    return fire_on_entry(ctx, "engagement_surge", "medium", holds, {
+        "score_30d": last, "score_prior_30d": prior, "change_pct": round(change, 2),
+        "threshold_rise_pct": r.rise_pct, "min_prior_points": r.min_prior_points})

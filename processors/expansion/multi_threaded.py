@@ -1,0 +1,20 @@
+"""At least ``min_stakeholders`` engaged across ``min_functions`` functions in the window."""
+
+from __future__ import annotations
+
+from processors.conditions import fire_on_entry
+from processors.context import Context
+from processors.state import DAY
+from schemas.signals import Signal
+
+
+def check(ctx: Context) -> Signal | None:
+    r = ctx.rules.expansion.multi_threaded
+    engaged = ctx.state.engaged_since(ctx.now - r.window_days * DAY)
+    functions = sorted({f for s in engaged
+                        if (f := ctx.state.stakeholders[s].function) is not None})
+    holds = len(engaged) >= r.min_stakeholders and len(functions) >= r.min_functions
+    return fire_on_entry(ctx, "multi_threaded", "low", holds, {
+        "engaged_stakeholders": engaged, "functions": functions, "window_days": r.window_days,
+        "threshold_min_stakeholders": r.min_stakeholders,
+        "threshold_min_functions": r.min_functions})

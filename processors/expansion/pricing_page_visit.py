@@ -1,0 +1,18 @@
+"""Any stakeholder on the pricing page: buying intent."""
+
+from __future__ import annotations
+
+from processors.context import Context
+from schemas.events import ContentInteraction
+from schemas.signals import Signal
+
+
+def check(ctx: Context) -> Signal | None:
+    e = ctx.event
+    if not isinstance(e, ContentInteraction) or e.action != "pricing_page_visit":
+        return None
+    return ctx.signal(
+        "pricing_page_visit", "high", e.event_id,
+        {"content_id": e.content_id, "figures": ctx.figures},
+        stakeholder_id=e.stakeholder_id, occurred_at=e.occurred_at.timestamp(),
+    )

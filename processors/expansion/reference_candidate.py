@@ -1,0 +1,22 @@
+"""Broadly engaged and a champion speaking up in public: ask for a reference or case study."""
+
+from __future__ import annotations
+
+from processors.conditions import fire_on_entry
+from processors.context import Context
+from processors.state import DAY
+from schemas.signals import Signal
+
+
+def check(ctx: Context) -> Signal | None:
+    r = ctx.rules.expansion.reference_candidate
+    s = ctx.state
+    engaged = s.engaged_since(ctx.now - r.window_days * DAY)
+    public_since = ctx.now - r.champion_public_days * DAY
+    public_champions = sorted(c for c in s.champions() if c in s.stakeholders and (
+        (p := s.stakeholders[c].last_public) is not None and p > public_since))
+    holds = len(engaged) >= r.min_engaged and bool(public_champions)
+    return fire_on_entry(ctx, "reference_candidate", "medium", holds, {
+        "engaged_stakeholders": engaged, "public_champions": public_champions,
+        "window_days": r.window_days, "threshold_min_engaged": r.min_engaged,
+        "champion_public_days": r.champion_public_days})

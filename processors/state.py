@@ -1,0 +1,122 @@
+"""Per-account state the engine keeps in event time: roster, engagement, exposure, champions.
+
+Times are UTC epoch seconds (floats) and days are whole UTC days since the epoch, so state is
+cheap to copy into a changelog as JSON. Nothing here reads a clock: ``now`` is always given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+DAY = 86_400.0
+EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
+SCORE_DAYS_KEPT = 120  # the 90-day window and the prior 30 days, with room
+
+
+def day_of(ts: float) -> int:
+    return int(ts // DAY)
+
+
+@dataclass(slots=True)
+class StakeholderState:
+    first_seen: float
+    title: str | None = None
+    function: str | None = None
+    seniority: str | None = None
+    buying_role: str | None = None
+    on_roster: bool = True
+    joined_at: float | None = None
+    left_at: float | None = None
+    last_engaged: float | None = None
+    last_engaged_event: str | None = None
+    last_exposed: float | None = None
+    first_reached: float | None = None  # first exposure or engagement
+    last_public: float | None = None
+    # engagement points per day, kept for the longest window (trimmed as time passes)
+    score_days: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ChampionDeparture:
+    stakeholder_id: str
+    left_at: float
+    event_id: str
+    succession_checked: bool = False
+
+
+@dataclass(slots=True)
+class AccountState:
+    account_id: str
+    first_seen: float
+    high_water: float
+    name: str | None = None
+    sector: str | None = None
+    tier_level: int | None = None
+    renewal_day: int | None = None
+    arr: float | None = None
+    profile_champions: list[str] = field(default_factory=list)
+    profile_at: float | None = None
+    stakeholders: dict[str, StakeholderState] = field(default_factory=dict)
+    score_days: dict[int, float] = field(default_factory=dict)
+    last_engaged: float | None = None
+    last_engaged_event: str | None = None
+    last_exposed: float | None = None
+    last_exposed_event: str | None = None
+    recent_engagement_events: list[str] = field(default_factory=list)
+    departures: list[ChampionDeparture] = field(default_factory=list)
+    # condition signals currently holding: type -> episode key (fires again only after clearing)
+    active: dict[str, str] = field(default_factory=dict)
+    # deadline signals already fired: "type:episode" keys, so each episode fires once
+    fired: list[str] = field(default_factory=list)
+    # (type, severity, occurred_at) of churn signals, for the tier
+    churn_history: list[tuple[str, str, float]] = field(default_factory=list)
+    tier: str | None = None
+    evaluated_day: int | None = None
+    late_ignored: int = 0
+    # stream bookkeeping: last applied offset per input topic (idempotent replays)
+    offsets: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AccountState:
+        d = dict(data)
+        d["stakeholders"] = {k: StakeholderState(**{**v, "score_days": {
+            int(day): pts for day, pts in v["score_days"].items()}})
+            for k, v in d["stakeholders"].items()}
+        d["score_days"] = {int(day): pts for day, pts in d["score_days"].items()}
+        d["departures"] = [ChampionDeparture(**x) for x in d["departures"]]
+        d["churn_history"] = [tuple(x) for x in d["churn_history"]]
+        return cls(**d)
+
+    # -- derived figures ----------------------------------------------------------------------
+    def champions(self) -> set[str]:
+        """Profile champions and stakeholders whose latest role says champion, still on roster."""
+        ids = set(self.profile_champions)
+        ids.update(s for s, st in self.stakeholders.items() if st.buying_role == "champion")
+        return {s for s in ids if s not in self.stakeholders or self.stakeholders[s].on_roster}
+
+    def roster(self) -> list[str]:
+        return [s for s, st in self.stakeholders.items() if st.on_roster]
+
+    def engaged_since(self, since: float) -> list[str]:
+        return sorted(s for s, st in self.stakeholders.items()
+                      if st.last_engaged is not None and st.last_engaged > since)
+
+    def exposed_since(self, since: float) -> list[str]:
+        return sorted(s for s, st in self.stakeholders.items()
+                      if st.last_exposed is not None and st.last_exposed > since)
+
+
+def window_points(score_days: dict[int, float], today: int, days: int, offset: int = 0) -> float:
+    """Points in the ``days`` whole days ending ``offset`` days before ``today`` (inclusive)."""
+    last = today - offset
+    first = last - days + 1
+    return sum(pts for day, pts in score_days.items() if first <= day <= last)
+
+
+def trim_days(score_days: dict[int, float], today: int, keep: int) -> None:
+    for day in [d for d in score_days if d <= today - keep]:
+        del score_days[day]
