@@ -69,6 +69,7 @@ class Outcome:
     signals: list[Signal] = field(default_factory=list)
     tier_change: TierChange | None = None
     late: bool = False  # beyond the allowed lateness: counted, changed nothing
+    duplicate: bool = False  # already applied (a redelivery): changed nothing
 
 
 def new_account(account_id: str, event_time: float) -> AccountState:
@@ -82,13 +83,18 @@ def apply_event(
     if state is None:
         state = new_account(event.account_id, t)
     outcome = Outcome()
-    if t < state.high_water - rules.engagement.allowed_lateness_days * DAY:
+    lateness = rules.engagement.allowed_lateness_days * DAY
+    if event.event_id in state.recent_ids:
+        outcome.duplicate = True
+        return state, outcome
+    if t < state.high_water - lateness:
         state.late_ignored += 1
         outcome.late = True
         return state, outcome
     if t > state.high_water:
         # deadlines that passed before this event fire first, at their own time
         _run(Context(state, rules, t, detected_at), DEADLINE_RULES, outcome)
+    state.recent_ids[event.event_id] = t
     before = _before(state, event)
     touch = touch_of(event, rules.weights)
     _update(state, event, touch, t)
@@ -143,6 +149,9 @@ def _finish(state: AccountState, rules: Rules, now: float, detected_at: datetime
         trim_days(st.score_days, today, SCORE_DAYS_KEPT)
     horizon = now - CHURN_HISTORY_DAYS * DAY
     state.churn_history = [h for h in state.churn_history if h[2] >= horizon]
+    oldest = state.high_water - (rules.engagement.allowed_lateness_days + 1) * DAY
+    if any(t < oldest for t in state.recent_ids.values()):
+        state.recent_ids = {i: t for i, t in state.recent_ids.items() if t >= oldest}
 
 
 def _before(state: AccountState, event: InputEvent) -> Before | None:

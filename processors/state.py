@@ -74,8 +74,9 @@ class AccountState:
     tier: str | None = None
     evaluated_day: int | None = None
     late_ignored: int = 0
-    # stream bookkeeping: last applied offset per input topic (idempotent replays)
-    offsets: dict[str, int] = field(default_factory=dict)
+    # ids of events applied within the allowed lateness: a redelivered event is not counted
+    # twice (anything older is beyond the lateness and changes nothing anyway)
+    recent_ids: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -24,7 +24,18 @@ from clickhouse_connect.driver.client import Client
 
 from processors.ingest import AcceptedEvent
 from schemas.dead_letter import DeadLetter
-from sinks.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, dead_letter_row, event_row
+from schemas.signals import Signal
+from sinks.rows import (
+    ACCOUNT_STATE_COLUMNS,
+    DEAD_LETTER_COLUMNS,
+    EVENT_COLUMNS,
+    SIGNAL_COLUMNS,
+    AccountView,
+    account_state_row,
+    dead_letter_row,
+    event_row,
+    signal_row,
+)
 from sinks.schema import SCHEMA_VERSION, STATEMENTS
 
 log = logging.getLogger(__name__)
@@ -134,13 +145,17 @@ class ClickHouseWriter:
 
     # -- writes ----------------------------------------------------------------------------
     def _insert_new(
-        self, table: str, key: str, ids: list[str], rows: list[list[Any]], columns: Sequence[str]
+        self, table: str, key: str | None, ids: list[str], rows: list[list[Any]],
+        columns: Sequence[str],
     ) -> int:
+        """Insert the rows whose ``key`` is not stored yet (all rows when ``key`` is None)."""
         client = self._get_client()
-        stored = client.query(
-            f"SELECT {key} FROM {table} WHERE {key} IN %(ids)s", parameters={"ids": ids}
-        )
-        already = {r[0] for r in stored.result_rows}
+        already: set[str] = set()
+        if key is not None:
+            stored = client.query(
+                f"SELECT {key} FROM {table} WHERE {key} IN %(ids)s", parameters={"ids": ids}
+            )
+            already = {r[0] for r in stored.result_rows}
         fresh = [(i, r) for i, r in zip(ids, rows, strict=True) if i not in already]
         if not fresh:
             return 0
@@ -153,7 +168,8 @@ class ClickHouseWriter:
         return len(fresh)
 
     async def _write(
-        self, table: str, key: str, ids: list[str], rows: list[list[Any]], columns: Sequence[str]
+        self, table: str, key: str | None, ids: list[str], rows: list[list[Any]],
+        columns: Sequence[str],
     ) -> WriteResult:
         """Insert until it succeeds: a stalled worker loses nothing, a skipped batch would."""
         started = time.perf_counter()
@@ -190,6 +206,20 @@ class ClickHouseWriter:
         return await self._write(
             "dead_letters", "dead_letter_id", list(unique), rows, DEAD_LETTER_COLUMNS
         )
+
+    async def write_signals(self, signals: Sequence[Signal]) -> WriteResult:
+        now = self._clock()
+        unique = {s.signal_id: s for s in signals}
+        rows = [signal_row(s, now) for s in unique.values()]
+        return await self._write("signals", "signal_id", list(unique), rows, SIGNAL_COLUMNS)
+
+    async def write_account_states(self, views: Sequence[AccountView]) -> WriteResult:
+        """Latest state per account: an upsert (ReplacingMergeTree on ``version``)."""
+        version = time.time_ns()
+        latest = {v.state.account_id: v for v in views}
+        rows = [account_state_row(v, version) for v in latest.values()]
+        return await self._write("account_state", None, list(latest), rows,
+                                 ACCOUNT_STATE_COLUMNS)
 
     # -- reads -----------------------------------------------------------------------------
     async def query_read_only(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from processors.ingest import AcceptedEvent
+from processors.state import EPOCH_ORDINAL, AccountState
 from schemas.dead_letter import DeadLetter
 from schemas.events import (
     AccountProfile,
@@ -14,6 +17,15 @@ from schemas.events import (
     OutreachReply,
     RoleChange,
 )
+from schemas.signals import Signal
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    state: AccountState
+    figures: dict[str, Any]
+    tier_reasons: list[str]
+    rule_version: str
 
 EVENT_COLUMNS: tuple[str, ...] = (
     "event_id", "type", "schema_version", "occurred_at", "account_id", "stakeholder_id",
@@ -91,4 +103,45 @@ def dead_letter_row(dl: DeadLetter, failed_at: datetime, stored_at: datetime) ->
         dl.dead_letter_id, dl.source_topic, dl.source_partition, dl.source_offset,
         dl.error_class, dl.reason, dl.key or b"", dl.payload, len(dl.payload),
         failed_at, stored_at,
+    ]
+
+
+SIGNAL_COLUMNS: tuple[str, ...] = (
+    "signal_id", "account_id", "stakeholder_id", "type", "category", "severity", "occurred_at",
+    "detected_at", "rule_version", "evidence", "stored_at",
+)
+
+ACCOUNT_STATE_COLUMNS: tuple[str, ...] = (
+    "account_id", "name", "sector", "tier_level", "tier", "tier_reasons", "renewal_date", "arr",
+    "champions", "score_7d", "score_30d", "score_90d", "score_prior_30d", "engaged_7d",
+    "engaged_30d", "engaged_90d", "reached_7d", "reached_30d", "reached_90d", "functions_30d",
+    "roster", "last_engaged_at", "last_exposed_at", "event_time", "late_ignored", "rule_version",
+    "version",
+)
+
+
+def signal_row(signal: Signal, stored_at: datetime) -> list[Any]:
+    return [
+        signal.signal_id, signal.account_id, signal.stakeholder_id, signal.type,
+        signal.category, signal.severity, signal.occurred_at, signal.detected_at,
+        signal.rule_version, json.dumps(signal.evidence, default=str, sort_keys=True), stored_at,
+    ]
+
+
+def _ts(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def account_state_row(view: AccountView, version: int) -> list[Any]:
+    """``view``: the account's state and window figures at its event time."""
+    s, f = view.state, view.figures
+    renewal = None if s.renewal_day is None else date.fromordinal(s.renewal_day + EPOCH_ORDINAL)
+    return [
+        s.account_id, s.name or "", s.sector or "", s.tier_level, s.tier or "stable",
+        list(view.tier_reasons), renewal, s.arr, list(f["champions"]),
+        f["score_7d"], f["score_30d"], f["score_90d"], f["score_prior_30d"],
+        f["engaged_7d"], f["engaged_30d"], f["engaged_90d"],
+        f["reached_7d"], f["reached_30d"], f["reached_90d"], list(f["functions_30d"]),
+        f["roster"], _ts(s.last_engaged), _ts(s.last_exposed), _ts(s.high_water),
+        s.late_ignored, view.rule_version, version,
     ]

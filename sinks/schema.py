@@ -14,7 +14,7 @@ Why ReplacingMergeTree *and* deduplication tokens:
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _DEDUP = "non_replicated_deduplication_window = 1000"
 
@@ -81,6 +81,122 @@ STATEMENTS: tuple[str, ...] = (
     ORDER BY dead_letter_id
     SETTINGS {_DEDUP}
     """,
+    f"""
+    CREATE TABLE IF NOT EXISTS signals
+    (
+        signal_id      String,
+        account_id     String,
+        stakeholder_id Nullable(String),
+        type           LowCardinality(String),
+        category       LowCardinality(String),
+        severity       LowCardinality(String),
+        occurred_at    DateTime64(3, 'UTC'),
+        detected_at    DateTime64(3, 'UTC'),
+        rule_version   LowCardinality(String),
+        evidence       String,
+        stored_at      DateTime64(3, 'UTC')
+    )
+    ENGINE = ReplacingMergeTree
+    PARTITION BY toYYYYMM(occurred_at)
+    -- signal_id is deterministic (rules version, account, type, episode): re-processing
+    -- produces the same id, and the replacing key collapses it
+    ORDER BY (account_id, signal_id)
+    SETTINGS {_DEDUP}
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS account_state
+    (
+        account_id       String,
+        name             String,
+        sector           String,
+        tier_level       Nullable(UInt8),
+        tier             LowCardinality(String),
+        tier_reasons     Array(String),
+        renewal_date     Nullable(Date),
+        arr              Nullable(Float64),
+        champions        Array(String),
+        score_7d         Float64,
+        score_30d        Float64,
+        score_90d        Float64,
+        score_prior_30d  Float64,
+        engaged_7d       UInt32,
+        engaged_30d      UInt32,
+        engaged_90d      UInt32,
+        reached_7d       UInt32,
+        reached_30d      UInt32,
+        reached_90d      UInt32,
+        functions_30d    Array(String),
+        roster           UInt32,
+        last_engaged_at  Nullable(DateTime64(3, 'UTC')),
+        last_exposed_at  Nullable(DateTime64(3, 'UTC')),
+        event_time       DateTime64(3, 'UTC'),
+        late_ignored     UInt64,
+        rule_version     LowCardinality(String),
+        version          UInt64
+    )
+    -- one row per account: the highest version (the latest write) wins
+    ENGINE = ReplacingMergeTree(version)
+    ORDER BY account_id
+    """,
+    """
+    CREATE OR REPLACE VIEW at_risk_accounts AS
+    SELECT a.account_id, a.name, a.tier_reasons, a.renewal_date, a.arr, a.champions,
+           a.score_30d, a.score_prior_30d, a.engaged_30d, a.engaged_90d, a.last_engaged_at,
+           s.churn_signals, s.last_signal_at
+    FROM account_state AS a FINAL
+    LEFT JOIN
+    (
+        SELECT account_id, groupUniqArray(type) AS churn_signals, max(occurred_at) AS last_signal_at
+        FROM signals FINAL
+        WHERE category = 'churn' AND severity IN ('high', 'critical')
+        GROUP BY account_id
+    ) AS s USING (account_id)
+    WHERE a.tier = 'at_risk'
+    """,
+    """
+    CREATE OR REPLACE VIEW expansion_candidates AS
+    SELECT a.account_id, a.name, a.tier_reasons, a.arr, a.champions, a.engaged_30d,
+           a.functions_30d, a.score_30d, a.score_prior_30d, s.expansion_signals, s.last_signal_at
+    FROM account_state AS a FINAL
+    LEFT JOIN
+    (
+        SELECT account_id, groupUniqArray(type) AS expansion_signals,
+               max(occurred_at) AS last_signal_at
+        FROM signals FINAL
+        WHERE category = 'expansion'
+        GROUP BY account_id
+    ) AS s USING (account_id)
+    WHERE a.tier = 'expansion_ready'
+    """,
+    """
+    CREATE OR REPLACE VIEW single_threaded_accounts AS
+    SELECT account_id, name, tier, roster, engaged_90d, engaged_30d, champions, last_engaged_at,
+           renewal_date
+    FROM account_state FINAL
+    WHERE engaged_90d < 2 AND roster >= 2
+    """,
+    """
+    CREATE OR REPLACE VIEW continuity_gaps AS
+    SELECT account_id, name, tier_level, last_exposed_at,
+           dateDiff('day', coalesce(last_exposed_at, event_time), event_time) AS days_without_exposure,
+           reached_30d, renewal_date
+    FROM account_state FINAL
+    WHERE reached_30d = 0
+    """,
+    """
+    CREATE OR REPLACE VIEW weekly_engagement AS
+    SELECT account_id, toMonday(occurred_at) AS week,
+           countIf(type = 'ad_impression' AND NOT clicked) AS impressions,
+           countIf(NOT (type = 'ad_impression' AND NOT clicked)
+                   AND type IN ('ad_impression', 'outreach_reply', 'content_interaction')
+                   AND reply_kind NOT IN ('not_interested', 'unsubscribe')) AS engagements,
+           uniqExactIf(stakeholder_id, NOT (type = 'ad_impression' AND NOT clicked)
+                   AND type IN ('ad_impression', 'outreach_reply', 'content_interaction')
+                   AND reply_kind NOT IN ('not_interested', 'unsubscribe')) AS engaged_stakeholders,
+           countIf(action = 'pricing_page_visit') AS pricing_page_visits
+    FROM events FINAL
+    GROUP BY account_id, week
+    """,
     """
     CREATE TABLE IF NOT EXISTS radar_schema
     (
@@ -92,4 +208,6 @@ STATEMENTS: tuple[str, ...] = (
     """,
 )
 
-TABLES: tuple[str, ...] = ("events", "dead_letters", "radar_schema")
+TABLES: tuple[str, ...] = ("events", "dead_letters", "signals", "account_state", "radar_schema")
+VIEWS: tuple[str, ...] = ("at_risk_accounts", "expansion_candidates", "single_threaded_accounts",
+                          "continuity_gaps", "weekly_engagement")

@@ -13,16 +13,18 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import faust
-from faust.types import EventT
+from faust.types import TP, EventT
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from processors.ingest import RawMessage
+from processors.rules import Rules
 from sinks.clickhouse import ClickHouseWriter
 from sinks.readonly import NotReadOnly, check_read_only
 from streams.metrics import Metrics
 from streams.pipeline import IngestPipeline, headers_list
 from streams.settings import Settings
+from streams.signal_stage import SignalStage
 
 log = logging.getLogger(__name__)
 LAG_INTERVAL_S = 5.0
@@ -38,11 +40,48 @@ def _brokers(bootstrap: str) -> list[str]:
     return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
 
 
-def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics) -> faust.App:
+class FaustStateTable:
+    """The account-state table as the signal stage needs it.
+
+    Faust's RocksDB store files a key under the partition of the event being processed; the
+    stage writes after a batch, so it names that partition through one of its events.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.stream: Any = None
+        self.last_event: dict[int, Any] = {}
+
+    def get(self, account_id: str) -> Any:
+        return self.table.get(account_id)
+
+    def items(self) -> Any:
+        return self.table.items()
+
+    def put(self, account_id: str, partition: int, value: Any) -> None:
+        event = self.last_event.get(partition)
+        if event is not None and self.stream is not None:
+            self.stream._set_current_event(event)
+        self.table[account_id] = value
+
+
+def pending_inputs(app: faust.App, inputs: list[str], partition: int,
+                   seen: dict[tuple[str, int], int]) -> set[str]:
+    """Input topics of ``partition`` with messages the signal agent has not received yet."""
+    pending = set()
+    for topic in inputs:
+        highwater = app.consumer.highwater(TP(topic, partition))
+        if highwater is not None and highwater > seen.get((topic, partition), -1) + 1:
+            pending.add(topic)
+    return pending
+
+
+def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
+               rules: Rules) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=_brokers(settings.kafka_bootstrap),
-        store="memory://",
+        store="rocksdb://" if settings.state_store == "rocksdb" else "memory://",
         datadir=str(settings.local / "faust" / settings.app_id),  # created by run_worker
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",
@@ -62,6 +101,24 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics) -
 
     input_topic = raw_topic(*topics.inputs)
     dead_letter_topic = raw_topic(topics.dead_letters)
+    outputs = {name: raw_topic(name) for name in (topics.signals, topics.alerts,
+                                                   topics.account_tiers)}
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
+        delivery = await outputs[topic].send(key=key, value=value)
+        return await delivery
+
+    accounts_table = app.Table(
+        "accounts-state", default=None, partitions=settings.topic_partitions,
+        key_type=str, key_serializer="raw", value_serializer="json",
+        # the changelog partition follows the key (account_id), like the input topics' keys
+        use_partitioner=True,
+    )
+    state_table = FaustStateTable(accounts_table)
+    stage_offsets: dict[tuple[str, int], int] = {}  # last offset the signal agent received
+    stage = SignalStage(settings, rules, state_table, writer, metrics, send,
+                        pending_topics=lambda p: pending_inputs(app, topics.inputs, p,
+                                                                stage_offsets))
 
     async def send_dead_letter(key: bytes | None, value: bytes,
                                headers: list[tuple[str, bytes]]) -> Any:
@@ -87,6 +144,22 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics) -
             await pipeline.handle_dead_letters(
                 [_raw(e) for e in events], [headers_list(e.message.headers) for e in events]
             )
+
+    @app.agent(input_topic, name="signals")
+    async def detect_signals(stream: faust.StreamT[bytes]) -> None:
+        state_table.stream = stream
+        manual = cast(faust.Stream[bytes], stream)
+        async for batch in manual.noack_take(settings.batch_max_rows,
+                                             within=settings.signal_batch_seconds):
+            events = cast(Sequence[EventT[bytes]], batch)  # noack_take yields events
+            for e in events:
+                m = e.message
+                state_table.last_event[m.partition] = e
+                stage_offsets[(m.topic, m.partition)] = m.offset
+            tokens = await stage.handle([(_raw(e), e) for e in events])
+            metrics.held_events.set(stage.held())
+            for event in tokens:
+                await manual.ack(event)
 
     lag_labels: set[tuple[str, str]] = set()
     watched = {*topics.inputs, topics.dead_letters}

@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from processors.rules import RulesError
     from sinks.clickhouse import DatabaseUnavailable
     from sinks.readonly import NotReadOnly
     from streams.demo import DemoError
@@ -119,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         code = int(args.run(settings, args))
     except (SettingsError, LocalKafkaError, DatabaseUnavailable, QueryError, NotReadOnly,
-            DemoError, FileNotFoundError) as exc:
+            DemoError, RulesError, FileNotFoundError) as exc:
         print(f"radar {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

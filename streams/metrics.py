@@ -55,7 +55,28 @@ class Metrics:
             "Event time (occurred_at) to the moment the row was stored in ClickHouse.",
             buckets=_LATENCY_BUCKETS, registry=r,
         )
-        self.dead_letters_stored = Counter(
-            "radar_dead_letters_stored", "Dead letters stored in ClickHouse, by source.",
-            ["source_topic"], registry=r,
+        self.signals_emitted = Counter(
+            "radar_signals", "Signals emitted to the signals topic.", ["type", "severity"],
+            registry=r,
+        )
+        self.alerts_sent = Counter(
+            "radar_alerts", "Signals also sent to the alerts topic.", registry=r,
+        )
+        self.alert_latency = Histogram(
+            "radar_alert_latency_seconds",
+            "From the triggering message's produce time to the alert acknowledged by Kafka.",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.tier_changes = Counter(
+            "radar_tier_changes", "Account tier changes, by new tier.", ["tier"], registry=r,
+        )
+        self.late_events = Counter(
+            "radar_late_events",
+            "Events older than the account's high-water mark minus the allowed lateness: "
+            "stored, counted, but they change no state and fire nothing.", registry=r,
+        )
+        self.held_events = Gauge(
+            "radar_events_held",
+            "Events waiting in the reorder buffers for the partition watermark.", registry=r,
         )

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from processors.rules import DEFAULT_RULES, Rules, RulesError, parse_rules
 from sinks.clickhouse import ClickHouseWriter
 from streams.app import create_app
 from streams.metrics import Metrics
@@ -38,14 +39,26 @@ def read_worker_state(settings: Settings) -> dict[str, Any] | None:
     return state
 
 
+def load_rules(settings: Settings) -> Rules:
+    """The rules file named by RADAR_RULES, else the defaults; refused with a clear message."""
+    if settings.rules is None:
+        return DEFAULT_RULES
+    try:
+        text = settings.rules.read_text()
+    except OSError as exc:
+        raise RulesError(f"cannot read the rules file {settings.rules}: {exc.strerror}") from exc
+    return parse_rules(text, source=str(settings.rules))
+
+
 def run_worker(settings: Settings) -> None:
     from faust import Worker
 
+    rules = load_rules(settings)  # a bad rules file stops the worker before it starts
     writer = ClickHouseWriter(settings.dsn)
     writer.open_blocking()  # fail fast, with a clear message, before Kafka is touched
     metrics = Metrics()
     (settings.local / "faust" / settings.app_id).mkdir(parents=True, exist_ok=True)
-    app = create_app(settings, writer, metrics)
+    app = create_app(settings, writer, metrics, rules)
     state = worker_state_file(settings)
     if state is not None:
         state.write_text(json.dumps({"pid": os.getpid(), "url": settings.web_url}))

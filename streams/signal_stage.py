@@ -1,0 +1,234 @@
+"""The signal agent's work on a batch: order by event time, apply the engine, emit, store.
+
+Per partition, events wait in a reorder buffer until the partition's watermark (the slowest
+input topic that still has messages) passes them, then go through the engine in event-time
+order, so every run — a replay, a restart after SIGKILL — fires the same signals. When the
+watermark enters a new day, every account of the partition is advanced to it, which fires the
+time-based signals (silence, continuity gap, succession, renewal) on the right day.
+
+Messages are acknowledged only after their effects are emitted and stored; the engine skips
+events it has already applied (a redelivery), so at-least-once delivery counts each once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from processors.engagement import figures
+from processors.engine import Outcome, advance_time, apply_event
+from processors.ingest import RawMessage
+from processors.rules import Rules
+from processors.state import DAY, AccountState, day_of
+from processors.tiers import tier_of
+from processors.watermark import PartitionClock, ReorderBuffer
+from schemas.decode import Rejection, decode_event
+from schemas.events import InputEvent
+from schemas.signals import Signal, TierChange
+from sinks.clickhouse import ClickHouseWriter
+from sinks.rows import AccountView
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]  # (topic, key, value)
+
+
+class StateTable(Protocol):
+    """Durable per-account state (a Faust table with a changelog)."""
+
+    def get(self, account_id: str) -> Any: ...
+    def items(self) -> Iterable[tuple[str, Any]]: ...
+    def put(self, account_id: str, partition: int, value: Any) -> None: ...
+
+Pending = Callable[[int], set[str]]  # partition -> input topics with undelivered messages
+
+
+@dataclass
+class Held:
+    event: InputEvent
+    token: Any  # what the agent needs to acknowledge the message
+    produced_at: float | None  # message timestamp (producer clock), for alert latency
+
+
+@dataclass
+class BatchResult:
+    signals: list[Signal] = field(default_factory=list)
+    tier_changes: list[TierChange] = field(default_factory=list)
+    released: list[Any] = field(default_factory=list)  # tokens to acknowledge
+    produced_at: dict[str, float] = field(default_factory=dict)  # signal_id -> trigger's produce time
+
+
+class SignalStage:
+    def __init__(
+        self,
+        settings: Settings,
+        rules: Rules,
+        table: StateTable,
+        writer: ClickHouseWriter,
+        metrics: Metrics,
+        send: Send,
+        pending_topics: Pending,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.rules = rules
+        self.table = table  # account_id -> {"p": partition, "s": AccountState.to_dict()}
+        self.writer = writer
+        self.metrics = metrics
+        self.send = send
+        self.pending_topics = pending_topics
+        self.clock = clock
+        self.clocks: dict[int, PartitionClock] = {}
+        self.buffers: dict[int, ReorderBuffer[Held]] = {}
+        self.swept_day: dict[int, int] = {}
+        self.cache: dict[str, AccountState] = {}
+        self.members: dict[int, set[str]] = {}  # partition -> accounts
+        self.loaded_partitions: set[int] = set()
+
+    # -- state -----------------------------------------------------------------------------
+    def _load_partition(self, partition: int) -> None:
+        """After a start or rebalance, know every account of the partition (for day sweeps)."""
+        if partition in self.loaded_partitions:
+            return
+        self.loaded_partitions.add(partition)
+        members = self.members.setdefault(partition, set())
+        for account_id, value in list(self.table.items()):
+            if value.get("p") == partition:
+                members.add(account_id)
+
+    def _state(self, account_id: str) -> AccountState | None:
+        state = self.cache.get(account_id)
+        if state is None:
+            stored = self.table.get(account_id)
+            if stored is not None:
+                state = self.cache[account_id] = AccountState.from_dict(stored["s"])
+        return state
+
+    # -- batch -----------------------------------------------------------------------------
+    def admit(self, messages: Sequence[tuple[RawMessage, Any]]) -> list[Any]:
+        """Decode and hold each message; returns tokens of messages with nothing to apply."""
+        skip: list[Any] = []
+        topics = self.settings.topics
+        for raw, token in messages:
+            decoded = decode_event(raw.value, self.settings.max_message_bytes)
+            if isinstance(decoded, Rejection) or topics.for_type(decoded.type) != raw.topic:
+                skip.append(token)  # the ingest agent dead-letters it
+                continue
+            t = decoded.occurred_at.timestamp()
+            self.clocks.setdefault(raw.partition, PartitionClock()).observe(raw.topic, t)
+            produced = raw.timestamp.timestamp() if raw.timestamp else None
+            self.buffers.setdefault(raw.partition, ReorderBuffer()).push(
+                t, decoded.event_id, Held(decoded, token, produced))
+        return skip
+
+    def step(self) -> tuple[BatchResult, dict[str, tuple[int, AccountState]]]:
+        """Release what the watermarks allow, apply it, sweep new days. Pure CPU, no I/O."""
+        result = BatchResult()
+        dirty: dict[str, tuple[int, AccountState]] = {}
+        detected_at = self.clock()
+        for partition, buffer in self.buffers.items():
+            watermark = self.clocks[partition].watermark(self.pending_topics(partition))
+            if watermark is None:
+                continue
+            self._load_partition(partition)
+            for held in buffer.release(watermark):
+                e = held.event
+                state, outcome = apply_event(self._state(e.account_id), e, self.rules,
+                                             detected_at)
+                self.cache[e.account_id] = state
+                self.members.setdefault(partition, set()).add(e.account_id)
+                dirty[e.account_id] = (partition, state)
+                self._collect(outcome, result)
+                if outcome.late:
+                    self.metrics.late_events.inc()
+                result.released.append(held.token)
+                if held.produced_at is not None:
+                    for signal in outcome.signals:
+                        result.produced_at[signal.signal_id] = held.produced_at
+            self._sweep(partition, watermark, detected_at, result, dirty)
+        return result, dirty
+
+    def _sweep(self, partition: int, watermark: float, detected_at: datetime,
+               result: BatchResult, dirty: dict[str, tuple[int, AccountState]]) -> None:
+        today = day_of(watermark)
+        last = self.swept_day.get(partition)
+        if last is None:
+            self.swept_day[partition] = today
+            return
+        # one sweep per day boundary crossed, each at the start of its day, so a jump of
+        # several days fires each day's deadlines as a day-by-day replay would
+        for day in range(last + 1, today + 1):
+            at = day * DAY
+            for account_id in sorted(self.members.get(partition, ())):
+                state = self._state(account_id)
+                if state is None or state.evaluated_day is not None and \
+                        state.evaluated_day >= day:
+                    continue
+                outcome = advance_time(state, at, self.rules, detected_at)
+                if outcome.signals or outcome.tier_change:
+                    dirty[account_id] = (partition, state)
+                self._collect(outcome, result)
+        self.swept_day[partition] = today
+
+    @staticmethod
+    def _collect(outcome: Outcome, result: BatchResult) -> None:
+        result.signals.extend(outcome.signals)
+        if outcome.tier_change is not None:
+            result.tier_changes.append(outcome.tier_change)
+
+    async def handle(self, messages: Sequence[tuple[RawMessage, Any]]) -> list[Any]:
+        """Admit, apply, emit, persist. Returns the tokens that may now be acknowledged."""
+        skip = self.admit(messages)
+        result, dirty = self.step()
+        await self._emit(result)
+        for account_id, (partition, state) in dirty.items():
+            self.table.put(account_id, partition, {"p": partition, "s": state.to_dict()})
+        if result.signals:
+            self._record(await self.writer.write_signals(result.signals))
+        if dirty:
+            views = [self._view(state) for _, state in dirty.values()]
+            self._record(await self.writer.write_account_states(views))
+        return skip + result.released
+
+    def _view(self, state: AccountState) -> AccountView:
+        now = state.high_water
+        if state.evaluated_day is not None:
+            now = max(now, state.evaluated_day * DAY)
+        _, reasons = tier_of(state, now, self.rules)
+        return AccountView(state, figures(state, now, self.rules), reasons, self.rules.version)
+
+    async def _emit(self, result: BatchResult) -> None:
+        topics = self.settings.topics
+        sends = []
+        for signal in result.signals:
+            body = signal.model_dump_json().encode()
+            key = signal.account_id.encode()
+            sends.append(self.send(topics.signals, key, body))
+            if signal.is_alert:
+                sends.append(self._alert(topics.alerts, key, body,
+                                         result.produced_at.get(signal.signal_id)))
+            self.metrics.signals_emitted.labels(signal.type, signal.severity).inc()
+        for change in result.tier_changes:
+            sends.append(self.send(topics.account_tiers, change.account_id.encode(),
+                                   change.model_dump_json().encode()))
+            self.metrics.tier_changes.labels(change.tier).inc()
+        await asyncio.gather(*sends)
+
+    async def _alert(self, topic: str, key: bytes, body: bytes, produced_at: float | None) -> None:
+        await self.send(topic, key, body)
+        self.metrics.alerts_sent.inc()
+        if produced_at is not None:  # from the trigger's produce time to the alert on Kafka
+            self.metrics.alert_latency.observe(max(0.0, time.time() - produced_at))
+
+    def _record(self, result: Any) -> None:
+        self.metrics.rows_written.labels(result.table).inc(result.written)
+        self.metrics.insert_duration.labels(result.table).observe(result.seconds)
+        self.metrics.insert_batch_rows.labels(result.table).observe(result.offered)
+
+    def held(self) -> int:
+        return sum(len(b) for b in self.buffers.values())
+
