@@ -110,7 +110,7 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
 
     accounts_table = app.Table(
         "accounts-state", default=None, partitions=settings.topic_partitions,
-        key_type=str, key_serializer="raw", value_serializer="json",
+        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
         # the changelog partition follows the key (account_id), like the input topics' keys
         use_partitioner=True,
     )

@@ -3,7 +3,9 @@
 Days are counted from ``START`` (2026-01-01T00:00:00Z, an epoch-day boundary) and may be
 fractional. Events are applied in the order they are written, each through
 ``processors.engine.apply_event``; ``advance_to(day)`` lets event time pass the way the stream
-does, calling ``advance_time`` once per day at midnight. Every signal and tier change is kept.
+does, calling ``advance_time`` once per day at midnight. Unless ``sweep`` is off, the world
+also sweeps every midnight an event moves past before applying it, as the stream does when its
+watermark crosses day boundaries. Every signal and tier change is kept.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class World:
     tier_changes: list[TierChange] = field(default_factory=list)
     late: list[str] = field(default_factory=list)  # event ids refused as too late
     clock_day: int | None = None  # last whole day advance_time was called for
+    sweep: bool = True  # sweep the midnights an event moves past before applying it
     _seq: int = 0
 
     # -- raw plumbing --------------------------------------------------------------------
@@ -65,6 +68,8 @@ class World:
     def apply(self, fields: dict[str, Any]) -> Outcome:
         """Validate ``fields`` as an input event (as the decoder would) and apply it."""
         event = INPUT_EVENT.validate_python(fields, strict=False)
+        if self.sweep and self.state is not None:
+            self.advance_to(int(event.occurred_at.timestamp() // DAY_S - START.timestamp() // DAY_S))
         self.state, outcome = apply_event(self.state, event, self.rules, DETECTED_AT)
         if outcome.late:
             self.late.append(event.event_id)
