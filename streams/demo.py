@@ -25,7 +25,10 @@ from streams.worker import read_worker_state
 
 WAIT_TIMEOUT_S = 300.0
 NEXT_QUERIES = (
-    "SELECT type, count() FROM events GROUP BY type",
+    "SELECT * FROM at_risk_accounts",
+    "SELECT * FROM expansion_candidates",
+    "SELECT type, occurred_at, account_id, stakeholder_id, evidence FROM signals "
+    "WHERE type = 'champion_left'",
     "SELECT account_id, countIf(type = 'ad_impression') AS impressions, "
     "countIf(type != 'ad_impression') AS other FROM events GROUP BY account_id ORDER BY other DESC",
     "SELECT error_class, source_topic, source_offset, reason FROM dead_letters",
@@ -175,6 +178,17 @@ def run_demo(settings: Settings, sample: str | None = None) -> int:
               "source_offset AS offset, substring(reason, 1, 70) AS reason "
               f"FROM dead_letters FINAL WHERE failed_at >= toDateTime64('{since:%Y-%m-%d %H:%M:%S}', "
               "3, 'UTC') ORDER BY error_class, source_topic, source_offset")
+        _show(settings, "signals by type",
+              "SELECT category, type, severity, count() AS signals, "
+              "uniqExact(account_id) AS accounts FROM signals FINAL "
+              "GROUP BY category, type, severity ORDER BY category, signals DESC")
+        _show(settings, "accounts by tier",
+              "SELECT tier, count() AS accounts FROM account_state FINAL GROUP BY tier "
+              "ORDER BY tier")
+        _show(settings, "at-risk accounts and why",
+              "SELECT account_id, arrayStringConcat(tier_reasons, '; ') AS why, "
+              "arrayStringConcat(churn_signals, ', ') AS churn_signals "
+              "FROM at_risk_accounts ORDER BY last_signal_at DESC LIMIT 5")
         _show(settings, "most engaged accounts (non-impression events)",
               "SELECT account_id, countIf(type != 'ad_impression') AS engagements, "
               "countIf(type = 'ad_impression') AS impressions, uniqExact(stakeholder_id) "

@@ -70,6 +70,23 @@ def test_a_champion_leaving_twice_fires_once() -> None:
     assert len(w.of("champion_left")) == 1
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: processors/engine.py _before()/_role_change() decide 'was champion' before the event "
+    "is applied, so a 'left' role_change that itself says buying_role=champion (the person's "
+    "latest role_change, SPEC section 2's champion definition) fires no champion_left"))
+@pytest.mark.parametrize("known_before", [True, False])
+def test_a_left_event_that_names_the_person_champion_is_a_champion_leaving(
+        known_before: bool) -> None:
+    w = World()
+    w.profile(0)
+    if known_before:
+        w.join(1, "champ")  # buying role not known yet
+    w.leave(10, "champ", buying_role="champion", event_id="left-1")
+    s = w.one("champion_left")
+    assert (s.severity, s.stakeholder_id, s.evidence["event_ids"]) == (
+        "critical", "champ", ["left-1"])
+
+
 # -- key_contact_changed ---------------------------------------------------------------------
 
 
@@ -240,6 +257,20 @@ def test_a_roster_of_one_is_not_single_threaded() -> None:
     assert w.of("single_threaded") == []
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: processors/churn/single_threaded.py counts engaged_since() over every stakeholder, "
+    "including people who have left, so an account whose second thread left is not "
+    "single-threaded (same for renewal's '< 3 engaged', multi_threaded, reference_candidate)"))
+def test_a_stakeholder_who_left_is_no_longer_a_thread() -> None:
+    w = _roster_world(("a", "b", "c"), engaged=())
+    w.reply(60, "a")
+    w.reply(60, "b")
+    w.leave(70, "b")  # roster a, c: only a engages
+    w.advance_to(90)
+    s = w.one("single_threaded")
+    assert s.evidence["engaged_stakeholders"] == ["a"]
+
+
 # -- renewal_at_risk -----------------------------------------------------------------------------
 
 RENEWAL = 200  # renewal 90 days ahead from day 110 on
@@ -337,6 +368,25 @@ def test_renewal_at_risk_fires_once_per_renewal_date() -> None:
     w.reply(100, "a")
     w.advance_to(RENEWAL)
     assert len(w.of("renewal_at_risk")) == 1
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: processors/churn/renewal_at_risk.py:41 stamps occurred_at=ctx.now, so when event time "
+    "jumps past the day the renewal came within 90 days (apply_event's pre-event deadline run, "
+    "or the stream applying a released batch before its day sweeps) the signal is dated at the "
+    "jump (day 150, renewal_in_days 50) instead of the deadline (day 110) like the other "
+    "deadline signals"))
+def test_renewal_found_after_a_jump_in_event_time_is_dated_at_its_deadline() -> None:
+    w = World(sweep=False)  # no day sweeps: event time jumps from day 100 to day 150
+    w.profile(0, renewal_day=RENEWAL)
+    for sid in ("a", "b", "c"):
+        w.join(0, sid)
+    w.reply(100, "a")
+    w.reply(100, "b")  # 2 engaged in 90 days: at risk as soon as the renewal is 90 days out
+    w.impression(150, "a")
+    s = w.one("renewal_at_risk")
+    assert s.occurred_at == at(RENEWAL - 90)
+    assert s.evidence["renewal_in_days"] == 90
 
 
 # -- continuity_gap --------------------------------------------------------------------------------
