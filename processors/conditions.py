@@ -19,6 +19,9 @@ def fire_on_entry(ctx: Context, kind: str, severity: Severity, holds: bool,
         return None
     if kind in active:
         return None
-    episode = str(ctx.today)
+    day, count = ctx.state.entries.get(kind, [ctx.today, 0])
+    count = count + 1 if day == ctx.today else 1
+    ctx.state.entries[kind] = [ctx.today, count]
+    episode = str(ctx.today) if count == 1 else f"{ctx.today}.{count}"
     active[kind] = episode
     return ctx.signal(kind, severity, episode, {**evidence, "figures": ctx.figures})

@@ -159,9 +159,11 @@ def _before(state: AccountState, event: InputEvent) -> Before | None:
     if sid is None:
         return None
     st = state.stakeholders.get(sid)
+    # the event is the person's latest role_change: if it names them champion, they are one
+    named = isinstance(event, RoleChange) and event.buying_role == "champion"
     return Before(
         known=st is not None,
-        was_champion=sid in state.champions(),
+        was_champion=named or sid in state.champions(),
         buying_role=None if st is None else st.buying_role,
         title=None if st is None else st.title,
         last_engaged=None if st is None else st.last_engaged,
@@ -210,7 +212,7 @@ def _update(state: AccountState, event: InputEvent, touch: Touch, t: float) -> N
 
 def _role_change(state: AccountState, sid: str, st: StakeholderState, e: RoleChange,
                  t: float) -> None:
-    was_champion = sid in state.champions()
+    was_champion = sid in state.champions() or e.buying_role == "champion"
     st.title, st.function, st.seniority, st.buying_role = (
         e.title, e.function, e.seniority, e.buying_role)
     if e.change == "left":

@@ -67,6 +67,8 @@ class AccountState:
     departures: list[ChampionDeparture] = field(default_factory=list)
     # condition signals currently holding: type -> episode key (fires again only after clearing)
     active: dict[str, str] = field(default_factory=dict)
+    # type -> [day, entries that day]: a condition entered twice in a day is two episodes
+    entries: dict[str, list[int]] = field(default_factory=dict)
     # deadline signals already fired: "type:episode" keys, so each episode fires once
     fired: list[str] = field(default_factory=list)
     # (type, severity, occurred_at) of churn signals, for the tier
@@ -103,12 +105,14 @@ class AccountState:
         return [s for s, st in self.stakeholders.items() if st.on_roster]
 
     def engaged_since(self, since: float) -> list[str]:
+        """Stakeholders on the roster who engaged after ``since`` (someone who left is no
+        longer a thread into the account)."""
         return sorted(s for s, st in self.stakeholders.items()
-                      if st.last_engaged is not None and st.last_engaged > since)
+                      if st.on_roster and st.last_engaged is not None and st.last_engaged > since)
 
     def exposed_since(self, since: float) -> list[str]:
         return sorted(s for s, st in self.stakeholders.items()
-                      if st.last_exposed is not None and st.last_exposed > since)
+                      if st.on_roster and st.last_exposed is not None and st.last_exposed > since)
 
 
 def window_points(score_days: dict[int, float], today: int, days: int, offset: int = 0) -> float:

@@ -91,6 +91,9 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
         web_port=settings.web_port,
         web_in_thread=False,
         producer_acks=-1,
+        # on shutdown, do not wait for messages still held (unacknowledged): they are simply
+        # read again by the next worker, which is the at-least-once contract
+        stream_wait_empty=False,
     )
     topics = settings.topics
 

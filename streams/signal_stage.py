@@ -137,6 +137,9 @@ class SignalStage:
             self._load_partition(partition)
             for held in buffer.release(watermark):
                 e = held.event
+                # days the stream moved past before this event are swept first, so time-based
+                # signals fire on their own day, as in a day-by-day replay
+                self._sweep(partition, e.occurred_at.timestamp(), detected_at, result, dirty)
                 state, outcome = apply_event(self._state(e.account_id), e, self.rules,
                                              detected_at)
                 self.cache[e.account_id] = state

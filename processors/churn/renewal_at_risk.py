@@ -24,19 +24,27 @@ def check(ctx: Context) -> Signal | None:
     silent_days = ctx.days_since(s.last_engaged)
     engaged = s.engaged_since(ctx.now - r.engaged_window_days * DAY)
     departed = [d for d in s.departures if ctx.now - d.left_at <= r.champion_left_days * DAY]
-    reasons = []
+    window_start = (s.renewal_day - r.within_days) * DAY
+    reasons: list[str] = []
+    since: list[float] = []  # when each reason began to hold
     if silent_days >= r.silence_days:
         reasons.append(f"no engagement for {silent_days:.0f} days")
+        since.append((s.last_engaged or s.first_seen) + r.silence_days * DAY)
     if len(engaged) < r.min_engaged and ctx.observed(r.engaged_window_days):
         reasons.append(f"{len(engaged)} engaged stakeholder(s) in {r.engaged_window_days} days")
+        since.append(max(s.first_seen + r.engaged_window_days * DAY, window_start))
     if departed:
         reasons.append(f"champion left {', '.join(d.stakeholder_id for d in departed)}")
+        since.append(min(d.left_at for d in departed))
     if not reasons:
         return None
+    occurred = min(max(window_start, min(since)), ctx.now)
     s.fired.append(key)
     event_ids = [d.event_id for d in departed] + list(s.recent_engagement_events[-3:])
     return ctx.signal("renewal_at_risk", "critical", str(s.renewal_day), {
-        "event_ids": event_ids, "reasons": reasons, "renewal_in_days": days_left,
+        "event_ids": event_ids, "reasons": reasons,
+        "renewal_in_days": s.renewal_day - int(occurred // DAY),
         "silent_days": round(silent_days, 1), "engaged_stakeholders": engaged,
         "threshold_within_days": r.within_days, "threshold_silence_days": r.silence_days,
-        "threshold_min_engaged": r.min_engaged, "figures": ctx.figures})
+        "threshold_min_engaged": r.min_engaged, "figures": ctx.figures},
+        occurred_at=occurred)

@@ -64,10 +64,6 @@ def test_signal_ids_are_unique_within_a_history() -> None:
     assert len({s.signal_id for s in signals}) == len(signals)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: processors/conditions.py:22 uses the day as the episode, so a condition that holds, "
-    "clears and holds again on the same day fires twice with the same signal_id (different "
-    "occurred_at/evidence); deduplication by signal_id then drops a real episode"))
 def test_a_condition_firing_twice_in_one_day_gives_two_distinct_signals() -> None:
     w = World()
     w.profile(0)

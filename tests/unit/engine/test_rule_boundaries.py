@@ -70,10 +70,6 @@ def test_a_champion_leaving_twice_fires_once() -> None:
     assert len(w.of("champion_left")) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: processors/engine.py _before()/_role_change() decide 'was champion' before the event "
-    "is applied, so a 'left' role_change that itself says buying_role=champion (the person's "
-    "latest role_change, SPEC section 2's champion definition) fires no champion_left"))
 @pytest.mark.parametrize("known_before", [True, False])
 def test_a_left_event_that_names_the_person_champion_is_a_champion_leaving(
         known_before: bool) -> None:
@@ -257,10 +253,6 @@ def test_a_roster_of_one_is_not_single_threaded() -> None:
     assert w.of("single_threaded") == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: processors/churn/single_threaded.py counts engaged_since() over every stakeholder, "
-    "including people who have left, so an account whose second thread left is not "
-    "single-threaded (same for renewal's '< 3 engaged', multi_threaded, reference_candidate)"))
 def test_a_stakeholder_who_left_is_no_longer_a_thread() -> None:
     w = _roster_world(("a", "b", "c"), engaged=())
     w.reply(60, "a")
@@ -370,12 +362,6 @@ def test_renewal_at_risk_fires_once_per_renewal_date() -> None:
     assert len(w.of("renewal_at_risk")) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: processors/churn/renewal_at_risk.py:41 stamps occurred_at=ctx.now, so when event time "
-    "jumps past the day the renewal came within 90 days (apply_event's pre-event deadline run, "
-    "or the stream applying a released batch before its day sweeps) the signal is dated at the "
-    "jump (day 150, renewal_in_days 50) instead of the deadline (day 110) like the other "
-    "deadline signals"))
 def test_renewal_found_after_a_jump_in_event_time_is_dated_at_its_deadline() -> None:
     w = World(sweep=False)  # no day sweeps: event time jumps from day 100 to day 150
     w.profile(0, renewal_day=RENEWAL)
@@ -460,12 +446,13 @@ def test_succession_overdue_30_days_after_the_champion_left_not_29() -> None:
 
 
 @pytest.mark.parametrize("reach", ["impression", "reply"])
-def test_a_joiner_reached_within_30_days_means_no_succession_signal(reach: str) -> None:
+@pytest.mark.parametrize("day", [12.5, 40 - SECOND])
+def test_a_joiner_reached_within_30_days_means_no_succession_signal(reach: str, day: float) -> None:
     w = _departure_world()
     if reach == "impression":
-        w.impression(39.5, "newbie")
+        w.impression(day, "newbie")
     else:
-        w.reply(39.5, "newbie")
+        w.reply(day, "newbie")
     w.advance_to(90)
     assert w.of("succession_overdue") == []
 
@@ -708,3 +695,68 @@ def test_a_public_champion_more_than_30_days_ago_is_no_reference() -> None:
     w.reply(35, "b")
     w.reply(35, "c")
     assert w.of("reference_candidate") == []
+
+
+# -- tiers ---------------------------------------------------------------------------------------
+
+
+def _committee(champion_engages: bool) -> World:
+    w = World()
+    w.profile(0, champion_ids=("champ",))
+    for sid in ("b", "c", "d"):
+        w.reply(5, sid)
+    if champion_engages:
+        w.reply(6, "champ")
+    return w
+
+
+def test_expansion_ready_needs_the_champion_among_the_engaged() -> None:
+    assert _committee(champion_engages=False).tier == "stable"
+    w = _committee(champion_engages=True)
+    assert w.tier == "expansion_ready"
+    assert w.tier_changes[-1].occurred_at == at(6)
+
+
+def test_expansion_ready_lapses_when_engagement_is_30_days_old() -> None:
+    w = _committee(champion_engages=True)
+    w.advance_to(34)
+    assert w.tier == "expansion_ready"
+    w.advance_to(35)  # the three engaged on day 5: exactly 30 days ago is out of the window
+    assert w.tier == "stable"
+    assert (w.tier_changes[-1].previous_tier, w.tier_changes[-1].occurred_at) == (
+        "expansion_ready", at(35))
+
+
+def test_a_serious_churn_signal_makes_the_account_at_risk_for_30_days() -> None:
+    w = World()
+    w.profile(0, champion_ids=("champ",))
+    w.reply(1, "champ")
+    w.role(10, "champ", "promoted", buying_role="champion")  # key_contact_changed: high
+    assert w.tier == "at_risk"
+    assert w.tier_changes[-1].reasons == ["key_contact_changed in the last 30 days"]
+    w.reply(35, "champ")
+    w.advance_to(40)
+    assert w.tier == "at_risk"
+    w.advance_to(41)
+    assert w.tier == "stable"
+
+
+def test_a_medium_churn_signal_does_not_make_the_account_at_risk() -> None:
+    w = World()
+    w.profile(0, tier=1)
+    w.impression(0, "a")
+    w.reply(20, "a")
+    w.reply(40, "a")
+    assert w.one("continuity_gap").severity == "medium"
+    assert w.tier == "stable"
+
+
+def test_sixty_days_of_silence_makes_the_account_at_risk() -> None:
+    w = World()
+    w.profile(0)
+    w.reply(1, "a")
+    w.advance_to(60)
+    assert w.tier == "stable"
+    w.advance_to(61)
+    assert w.tier == "at_risk"
+    assert "no engagement for 60 days" in w.tier_changes[-1].reasons

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 from world import World, at
 
@@ -127,3 +130,18 @@ def test_every_problem_is_named_at_once() -> None:
 def test_rules_are_frozen() -> None:
     with pytest.raises(ValueError, match="frozen"):
         DEFAULT_RULES.churn.engagement_silence.days = 1  # type: ignore[misc]
+
+
+def test_the_shipped_rules_file_lists_every_key_with_its_default() -> None:
+    path = Path(__file__).resolve().parents[3] / "rules.toml"
+    text = path.read_text(encoding="utf-8")
+    assert parse_rules(text, source=str(path)) == DEFAULT_RULES
+
+    def keys(model: dict[str, object], prefix: str = "") -> set[str]:
+        found: set[str] = set()
+        for name, value in model.items():
+            found |= keys(value, f"{prefix}{name}.") if isinstance(value, dict) else {
+                prefix + name}
+        return found
+
+    assert keys(tomllib.loads(text)) == keys(DEFAULT_RULES.model_dump())
