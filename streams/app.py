@@ -69,9 +69,19 @@ def pending_inputs(app: faust.App, inputs: list[str], partition: int,
                    seen: dict[tuple[str, int], int]) -> set[str]:
     """Input topics of ``partition`` with messages the signal agent has not received yet."""
     pending = set()
+    consumer = app.consumer
+    assigned = consumer.assignment()
+    committed = getattr(consumer, "_committed_offset", {})
     for topic in inputs:
-        highwater = app.consumer.highwater(TP(topic, partition))
-        if highwater is not None and highwater > seen.get((topic, partition), -1) + 1:
+        tp = TP(topic, partition)
+        if tp not in assigned:
+            continue
+        highwater = consumer.highwater(tp)
+        # nothing received yet this session: reading resumes at the committed offset
+        next_offset = seen[(topic, partition)] + 1 if (topic, partition) in seen else \
+            committed.get(tp) or 0
+        # not fetched yet: it may hold older events, so it holds the watermark back
+        if highwater is None or highwater > next_offset:
             pending.add(topic)
     return pending
 
@@ -163,6 +173,16 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
             metrics.held_events.set(stage.held())
             for event in tokens:
                 await manual.ack(event)
+
+    @app.timer(1.0, name="signals-idle")  # type: ignore[untyped-decorator]
+    async def release_idle_partitions() -> None:
+        """Without new messages the agent does not run; held events must still get out."""
+        if state_table.stream is None or not stage.held():
+            return
+        manual = cast(faust.Stream[bytes], state_table.stream)
+        for event in await stage.handle([]):
+            await manual.ack(event)
+        metrics.held_events.set(stage.held())
 
     lag_labels: set[tuple[str, str]] = set()
     watched = {*topics.inputs, topics.dead_letters}

@@ -76,6 +76,11 @@ class Metrics:
             "Events older than the account's high-water mark minus the allowed lateness: "
             "stored, counted, but they change no state and fire nothing.", registry=r,
         )
+        self.idle_releases = Counter(
+            "radar_watermark_idle_releases",
+            "Times a partition's watermark stalled and its held events were released anyway.",
+            registry=r,
+        )
         self.held_events = Gauge(
             "radar_events_held",
             "Events waiting in the reorder buffers for the partition watermark.", registry=r,

@@ -13,6 +13,7 @@ events it has already applied (a redelivery), so at-least-once delivery counts e
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from sinks.rows import AccountView
 from streams.metrics import Metrics
 from streams.settings import Settings
 
+log = logging.getLogger(__name__)
 Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]  # (topic, key, value)
 
 
@@ -44,7 +46,10 @@ class StateTable(Protocol):
     def items(self) -> Iterable[tuple[str, Any]]: ...
     def put(self, account_id: str, partition: int, value: Any) -> None: ...
 
-Pending = Callable[[int], set[str]]  # partition -> input topics with undelivered messages
+Pending = Callable[[int], set[str]]
+# a partition whose watermark has not moved for this long releases what it holds: a stalled
+# partition (lag growing, commits stopped) is worse than one event applied out of order
+IDLE_RELEASE_S = 5.0  # partition -> input topics with undelivered messages
 
 
 @dataclass
@@ -88,6 +93,9 @@ class SignalStage:
         self.cache: dict[str, AccountState] = {}
         self.members: dict[int, set[str]] = {}  # partition -> accounts
         self.loaded_partitions: set[int] = set()
+        self.lock = asyncio.Lock()  # the agent and the idle timer both run batches
+        self.progress_at: dict[int, float] = {}  # partition -> monotonic time of last release
+        self.idle_release_s = IDLE_RELEASE_S
 
     # -- state -----------------------------------------------------------------------------
     def _load_partition(self, partition: int) -> None:
@@ -130,10 +138,26 @@ class SignalStage:
         result = BatchResult()
         dirty: dict[str, tuple[int, AccountState]] = {}
         detected_at = self.clock()
+        now_mono = time.monotonic()
         for partition, buffer in self.buffers.items():
-            watermark = self.clocks[partition].watermark(self.pending_topics(partition))
+            if not len(buffer):
+                self.progress_at[partition] = now_mono
+                continue
+            clock = self.clocks[partition]
+            watermark = clock.watermark(self.pending_topics(partition))
+            stalled = now_mono - self.progress_at.setdefault(partition, now_mono) > \
+                self.idle_release_s
+            if stalled:
+                idle = clock.watermark(set())
+                if idle is not None and (watermark is None or idle > watermark):
+                    log.warning("partition %d: watermark stalled for %.0fs; releasing %d held "
+                                "event(s) up to the latest event time", partition,
+                                now_mono - self.progress_at[partition], len(buffer))
+                    self.metrics.idle_releases.inc()
+                    watermark = idle
             if watermark is None:
                 continue
+            before = len(buffer)
             self._load_partition(partition)
             for held in buffer.release(watermark):
                 e = held.event
@@ -148,11 +172,17 @@ class SignalStage:
                 self._collect(outcome, result)
                 if outcome.late:
                     self.metrics.late_events.inc()
+                    log.info("late event %s of %s at %s (account high-water %s, partition %d "
+                             "watermark %s)", e.event_id, e.account_id, e.occurred_at,
+                             datetime.fromtimestamp(state.high_water, UTC), partition,
+                             datetime.fromtimestamp(watermark, UTC))
                 result.released.append(held.token)
                 if held.produced_at is not None:
                     for signal in outcome.signals:
                         result.produced_at[signal.signal_id] = held.produced_at
             self._sweep(partition, watermark, detected_at, result, dirty)
+            if len(buffer) < before:
+                self.progress_at[partition] = now_mono
         return result, dirty
 
     def _sweep(self, partition: int, watermark: float, detected_at: datetime,
@@ -185,13 +215,19 @@ class SignalStage:
 
     async def handle(self, messages: Sequence[tuple[RawMessage, Any]]) -> list[Any]:
         """Admit, apply, emit, persist. Returns the tokens that may now be acknowledged."""
+        async with self.lock:
+            return await self._handle(messages)
+
+    async def _handle(self, messages: Sequence[tuple[RawMessage, Any]]) -> list[Any]:
         skip = self.admit(messages)
         result, dirty = self.step()
+        # signals first, state after: a state that is saved means its signals are out, so a
+        # crash in between only repeats signals (same ids), never loses them
         await self._emit(result)
-        for account_id, (partition, state) in dirty.items():
-            self.table.put(account_id, partition, {"p": partition, "s": state.to_dict()})
         if result.signals:
             self._record(await self.writer.write_signals(result.signals))
+        for account_id, (partition, state) in dirty.items():
+            self.table.put(account_id, partition, {"p": partition, "s": state.to_dict()})
         if dirty:
             views = [self._view(state) for _, state in dirty.values()]
             self._record(await self.writer.write_account_states(views))

@@ -113,6 +113,13 @@ class RadarEnv:
     def scalar(self, query: str) -> Any:
         return self.sql(query)[0][0]
 
+    def wait_caught_up(self, timeout: float = 120) -> None:
+        """Until the worker's group committed every input message: all of it is processed
+        and stored (the worker commits only after that)."""
+        from streams.demo import wait_until_committed
+
+        wait_until_committed(self.settings, self.settings.topics.inputs, timeout=timeout)
+
     def wait_for(self, query: str, until: Callable[[Any], bool], timeout: float = 90) -> Any:
         deadline = time.monotonic() + timeout
         value: Any = None
