@@ -265,7 +265,8 @@ def up(settings: Settings, say: Callable[[str], None] = print) -> int:
            "-cp", classpath]
     if not (paths.data / "meta.properties").exists():
         fmt = subprocess.run(
-            [*jvm, "kafka.tools.StorageTool", "format", "-t", _cluster_id(),
+            # "=" form: a random id may start with "-", which would read as an option
+            [*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}",
              "-c", str(paths.config), "--ignore-formatted"],
             capture_output=True, text=True, check=False,
         )
