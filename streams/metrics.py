@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from sinks.clickhouse import WriteResult
 
 _LATENCY_BUCKETS = (
     0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600,
@@ -85,3 +90,13 @@ class Metrics:
             "radar_events_held",
             "Events waiting in the reorder buffers for the partition watermark.", registry=r,
         )
+
+    def record_write(self, result: WriteResult) -> None:
+        """One ClickHouse batch: rows, duplicates skipped, duration, size, retries."""
+        table = result.table
+        self.rows_written.labels(table).inc(result.written)
+        self.rows_skipped_duplicate.labels(table).inc(result.offered - result.written)
+        self.insert_duration.labels(table).observe(result.seconds)
+        self.insert_batch_rows.labels(table).observe(result.offered)
+        if result.attempts > 1:
+            self.insert_retries.labels(table).inc(result.attempts - 1)

@@ -15,7 +15,7 @@ from typing import Any
 
 from processors.ingest import RawMessage, count_by, ingest
 from schemas.dead_letter import DeadLetter, from_message
-from sinks.clickhouse import ClickHouseWriter, WriteResult
+from sinks.clickhouse import ClickHouseWriter
 from streams.metrics import Metrics
 from streams.settings import Settings
 
@@ -64,7 +64,7 @@ class IngestPipeline:
                 self.metrics.events_rejected.labels(reason).inc(n)
         if batch.accepted:
             result = await self.writer.write_events(batch.accepted)
-            self._record(result)
+            self.metrics.record_write(result)
             stored_at = self.clock()
             observe = self.metrics.event_to_stored.observe
             for accepted in batch.accepted:
@@ -79,17 +79,8 @@ class IngestPipeline:
                               fallback_id=f"{message.topic}:{message.partition}:{message.offset}")
             letters.append((dl, message.timestamp or self.clock()))
         result = await self.writer.write_dead_letters(letters)
-        self._record(result)
+        self.metrics.record_write(result)
         self._advance(messages)
-
-    def _record(self, result: WriteResult) -> None:
-        m = self.metrics
-        m.rows_written.labels(result.table).inc(result.written)
-        m.rows_skipped_duplicate.labels(result.table).inc(result.offered - result.written)
-        m.insert_duration.labels(result.table).observe(result.seconds)
-        m.insert_batch_rows.labels(result.table).observe(result.offered)
-        if result.attempts > 1:
-            m.insert_retries.labels(result.table).inc(result.attempts - 1)
 
     def _advance(self, messages: Iterable[RawMessage]) -> None:
         for message in messages:

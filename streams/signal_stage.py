@@ -172,7 +172,7 @@ class SignalStage:
                 self._collect(outcome, result)
                 if outcome.late:
                     self.metrics.late_events.inc()
-                    log.info("late event %s of %s at %s (account high-water %s, partition %d "
+                    log.debug("late event %s of %s at %s (account high-water %s, partition %d "
                              "watermark %s)", e.event_id, e.account_id, e.occurred_at,
                              datetime.fromtimestamp(state.high_water, UTC), partition,
                              datetime.fromtimestamp(watermark, UTC))
@@ -225,12 +225,12 @@ class SignalStage:
         # crash in between only repeats signals (same ids), never loses them
         await self._emit(result)
         if result.signals:
-            self._record(await self.writer.write_signals(result.signals))
+            self.metrics.record_write(await self.writer.write_signals(result.signals))
         for account_id, (partition, state) in dirty.items():
             self.table.put(account_id, partition, {"p": partition, "s": state.to_dict()})
         if dirty:
             views = [self._view(state) for _, state in dirty.values()]
-            self._record(await self.writer.write_account_states(views))
+            self.metrics.record_write(await self.writer.write_account_states(views))
         return skip + result.released
 
     def _view(self, state: AccountState) -> AccountView:
@@ -262,11 +262,6 @@ class SignalStage:
         self.metrics.alerts_sent.inc()
         if produced_at is not None:  # from the trigger's produce time to the alert on Kafka
             self.metrics.alert_latency.observe(max(0.0, time.time() - produced_at))
-
-    def _record(self, result: Any) -> None:
-        self.metrics.rows_written.labels(result.table).inc(result.written)
-        self.metrics.insert_duration.labels(result.table).observe(result.seconds)
-        self.metrics.insert_batch_rows.labels(result.table).observe(result.offered)
 
     def held(self) -> int:
         return sum(len(b) for b in self.buffers.values())
