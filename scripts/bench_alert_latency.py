@@ -106,7 +106,7 @@ def main() -> None:
         probe = KafkaConsumer(topics.signals, bootstrap_servers=settings.kafka_bootstrap,
                               auto_offset_reset="latest", fetch_max_wait_ms=10)
         probe.poll(timeout_ms=2000)
-        for i in range(n):
+        for _ in range(n):
             sent = time.perf_counter()
             producer.send(topics.signals, key=b"probe", value=b'{"account_id": "probe"}')
             producer.flush()
