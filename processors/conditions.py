@@ -11,6 +11,15 @@ from processors.context import Context
 from schemas.signals import Severity, Signal
 
 
+def already_fired(ctx: Context, kind: str, episode: str) -> bool:
+    """Deadline signals fire once per episode (a silence, a gap, a renewal date)."""
+    return f"{kind}:{episode}" in ctx.state.fired
+
+
+def mark_fired(ctx: Context, kind: str, episode: str) -> None:
+    ctx.state.fired.append(f"{kind}:{episode}")
+
+
 def fire_on_entry(ctx: Context, kind: str, severity: Severity, holds: bool,
                   evidence: dict[str, Any]) -> Signal | None:
     active = ctx.state.active

@@ -45,9 +45,7 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=50)
     n = parser.parse_args().alerts
     base = load_settings()
-    if kafka_local.read_pid(kafka_local.broker_paths(base)) is None and not \
-            kafka_local.port_answers(base.kafka_port):
-        kafka_local.up(base)
+    kafka_local.ensure_running(base)
     tag = uuid.uuid4().hex[:6]
     tmp = Path(tempfile.mkdtemp(prefix="radar-latency-"))
     env = {"RADAR_KAFKA_BOOTSTRAP": base.kafka_bootstrap, "RADAR_KAFKA_PORT": str(base.kafka_port),

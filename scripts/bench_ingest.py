@@ -144,9 +144,7 @@ def main() -> None:
     n = args.events
 
     base = load_settings()
-    if kafka_local.read_pid(kafka_local.broker_paths(base)) is None and not \
-            kafka_local.port_answers(base.kafka_port):
-        kafka_local.up(base)
+    kafka_local.ensure_running(base)
     tag = uuid.uuid4().hex[:6]
     tmp = Path(tempfile.mkdtemp(prefix="radar-bench-"))
     env = {

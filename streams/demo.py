@@ -136,14 +136,7 @@ def run_demo(settings: Settings, sample: str | None = None) -> int:
     since = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
     settings.local.mkdir(parents=True, exist_ok=True)
 
-    started_kafka = False
-    if kafka_local.read_pid(kafka_local.broker_paths(settings)) is None and not \
-            kafka_local.port_answers(settings.kafka_port):
-        kafka_local.up(settings)
-        started_kafka = True
-    else:
-        print(f"using the Kafka broker already running on port {settings.kafka_port}")
-        kafka_local.create_topics(settings)
+    started_kafka = kafka_local.ensure_running(settings)
 
     worker: subprocess.Popen[bytes] | None = None
     if read_worker_state(settings) is None:

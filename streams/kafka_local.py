@@ -299,6 +299,17 @@ def up(settings: Settings, say: Callable[[str], None] = print) -> int:
     return proc.pid
 
 
+def ensure_running(settings: Settings, say: Callable[[str], None] = print) -> bool:
+    """Start the local broker unless one (ours or anyone's) answers on the port; create the
+    topics either way. Returns True when this call started it (the caller may stop it)."""
+    if read_pid(broker_paths(settings)) is None and not port_answers(settings.kafka_port):
+        up(settings, say)
+        return True
+    say(f"using the Kafka broker already running on port {settings.kafka_port}")
+    create_topics(settings, say)
+    return False
+
+
 def create_topics(
     settings: Settings, say: Callable[[str], None] = print, deadline: float | None = None
 ) -> list[str]:

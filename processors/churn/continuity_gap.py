@@ -3,6 +3,7 @@ stopped. Fires once per gap, when the gap passes the threshold."""
 
 from __future__ import annotations
 
+from processors.conditions import already_fired, mark_fired
 from processors.context import Context
 from processors.state import DAY
 from schemas.signals import Signal
@@ -17,10 +18,9 @@ def check(ctx: Context) -> Signal | None:
     if ctx.now - since <= r.days * DAY:
         return None
     episode = f"{since:.3f}"
-    key = f"continuity_gap:{episode}"
-    if key in s.fired:
+    if already_fired(ctx, "continuity_gap", episode):
         return None
-    s.fired.append(key)
+    mark_fired(ctx, "continuity_gap", episode)
     return ctx.signal("continuity_gap", "medium", episode, {
         "event_ids": [s.last_exposed_event] if s.last_exposed_event else [],
         "last_exposed_at": s.last_exposed, "gap_days": round((ctx.now - since) / DAY, 1),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from processors.conditions import already_fired, mark_fired
 from processors.context import Context
 from processors.state import DAY
 from schemas.signals import Signal
@@ -15,10 +16,9 @@ def check(ctx: Context) -> Signal | None:
     if ctx.now < deadline:
         return None
     episode = f"{since:.3f}"
-    key = f"engagement_silence:{episode}"
-    if key in s.fired:
+    if already_fired(ctx, "engagement_silence", episode):
         return None
-    s.fired.append(key)
+    mark_fired(ctx, "engagement_silence", episode)
     evidence = {"event_ids": [s.last_engaged_event] if s.last_engaged_event else [],
                 "silent_since": since, "threshold_days": limit,
                 "never_engaged": s.last_engaged is None, "figures": ctx.figures}

@@ -5,6 +5,7 @@ Fires once per renewal date.
 
 from __future__ import annotations
 
+from processors.conditions import already_fired, mark_fired
 from processors.context import Context
 from processors.state import DAY
 from schemas.signals import Signal
@@ -18,8 +19,8 @@ def check(ctx: Context) -> Signal | None:
     days_left = s.renewal_day - ctx.today
     if not 0 <= days_left <= r.within_days:
         return None
-    key = f"renewal_at_risk:{s.renewal_day}"
-    if key in s.fired:
+    episode = str(s.renewal_day)
+    if already_fired(ctx, "renewal_at_risk", episode):
         return None
     silent_days = ctx.days_since(s.last_engaged)
     engaged = s.engaged_since(ctx.now - r.engaged_window_days * DAY)
@@ -39,9 +40,9 @@ def check(ctx: Context) -> Signal | None:
     if not reasons:
         return None
     occurred = min(max(window_start, min(since)), ctx.now)
-    s.fired.append(key)
+    mark_fired(ctx, "renewal_at_risk", episode)
     event_ids = [d.event_id for d in departed] + list(s.recent_engagement_events[-3:])
-    return ctx.signal("renewal_at_risk", "critical", str(s.renewal_day), {
+    return ctx.signal("renewal_at_risk", "critical", episode, {
         "event_ids": event_ids, "reasons": reasons,
         "renewal_in_days": s.renewal_day - int(occurred // DAY),
         "silent_days": round(silent_days, 1), "engaged_stakeholders": engaged,
