@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -114,25 +114,6 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
 
     input_topic = raw_topic(*topics.inputs)
     dead_letter_topic = raw_topic(topics.dead_letters)
-    outputs = {name: raw_topic(name) for name in (topics.signals, topics.alerts,
-                                                   topics.account_tiers)}
-
-    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
-        delivery = await outputs[topic].send(key=key, value=value)
-        return await delivery
-
-    accounts_table = app.Table(
-        "accounts-state", default=None, partitions=settings.topic_partitions,
-        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
-        # the changelog partition follows the key (account_id), like the input topics' keys
-        use_partitioner=True,
-    )
-    state_table = FaustStateTable(accounts_table)
-    stage_offsets: dict[tuple[str, int], int] = {}  # last offset the signal agent received
-    stage = SignalStage(settings, rules, state_table, writer, metrics, send,
-                        pending_topics=lambda p: pending_inputs(app, topics.inputs, p,
-                                                                stage_offsets))
-
     async def send_dead_letter(key: bytes | None, value: bytes,
                                headers: list[tuple[str, bytes]]) -> Any:
         delivery = await dead_letter_topic.send(key=key, value=value, headers=headers)
@@ -158,31 +139,8 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
                 [_raw(e) for e in events], [headers_list(e.message.headers) for e in events]
             )
 
-    @app.agent(input_topic, name="signals")
-    async def detect_signals(stream: faust.StreamT[bytes]) -> None:
-        state_table.stream = stream
-        manual = cast(faust.Stream[bytes], stream)
-        async for batch in manual.noack_take(settings.batch_max_rows,
-                                             within=settings.signal_batch_seconds):
-            events = cast(Sequence[EventT[bytes]], batch)  # noack_take yields events
-            for e in events:
-                m = e.message
-                state_table.last_event[m.partition] = e
-                stage_offsets[(m.topic, m.partition)] = m.offset
-            tokens = await stage.handle([(_raw(e), e) for e in events])
-            metrics.held_events.set(stage.held())
-            for event in tokens:
-                await manual.ack(event)
-
-    @app.timer(1.0, name="signals-idle")  # type: ignore[untyped-decorator]
-    async def release_idle_partitions() -> None:
-        """Without new messages the agent does not run; held events must still get out."""
-        if state_table.stream is None or not stage.held():
-            return
-        manual = cast(faust.Stream[bytes], state_table.stream)
-        for event in await stage.handle([]):
-            await manual.ack(event)
-        metrics.held_events.set(stage.held())
+    if settings.signals:
+        _add_signal_agent(app, settings, rules, writer, metrics, input_topic, raw_topic)
 
     lag_labels: set[tuple[str, str]] = set()
     watched = {*topics.inputs, topics.dead_letters}
@@ -239,3 +197,54 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
             )
 
     return app
+
+
+def _add_signal_agent(app: faust.App, settings: Settings, rules: Rules, writer: ClickHouseWriter,
+                      metrics: Metrics, input_topic: faust.TopicT,
+                      raw_topic: Callable[..., faust.TopicT]) -> None:
+    """The signals agent, its state table and its idle timer (see streams.signal_stage)."""
+    topics = settings.topics
+    outputs = {name: raw_topic(name) for name in (topics.signals, topics.alerts,
+                                                   topics.account_tiers)}
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
+        delivery = await outputs[topic].send(key=key, value=value)
+        return await delivery
+
+    accounts_table = app.Table(
+        "accounts-state", default=None, partitions=settings.topic_partitions,
+        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
+        # the changelog partition follows the key (account_id), like the input topics' keys
+        use_partitioner=True,
+    )
+    state_table = FaustStateTable(accounts_table)
+    stage_offsets: dict[tuple[str, int], int] = {}  # last offset the signal agent received
+    stage = SignalStage(settings, rules, state_table, writer, metrics, send,
+                        pending_topics=lambda p: pending_inputs(app, topics.inputs, p,
+                                                                stage_offsets))
+
+    @app.agent(input_topic, name="signals")
+    async def detect_signals(stream: faust.StreamT[bytes]) -> None:
+        state_table.stream = stream
+        manual = cast(faust.Stream[bytes], stream)
+        async for batch in manual.noack_take(settings.batch_max_rows,
+                                             within=settings.signal_batch_seconds):
+            events = cast(Sequence[EventT[bytes]], batch)  # noack_take yields events
+            for e in events:
+                m = e.message
+                state_table.last_event[m.partition] = e
+                stage_offsets[(m.topic, m.partition)] = m.offset
+            tokens = await stage.handle([(_raw(e), e) for e in events])
+            metrics.held_events.set(stage.held())
+            for event in tokens:
+                await manual.ack(event)
+
+    @app.timer(1.0, name="signals-idle")  # type: ignore[untyped-decorator]
+    async def release_idle_partitions() -> None:
+        """Without new messages the agent does not run; held events must still get out."""
+        if state_table.stream is None or not stage.held():
+            return
+        manual = cast(faust.Stream[bytes], state_table.stream)
+        for event in await stage.handle([]):
+            await manual.ack(event)
+        metrics.held_events.set(stage.held())
