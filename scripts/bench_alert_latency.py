@@ -50,7 +50,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="radar-latency-"))
     env = {"RADAR_KAFKA_BOOTSTRAP": base.kafka_bootstrap, "RADAR_KAFKA_PORT": str(base.kafka_port),
            "RADAR_TOPIC_PREFIX": f"lat{tag}", "RADAR_APP_ID": f"radar-lat-{tag}",
-           "RADAR_CLICKHOUSE_DSN": f"chdb://{tmp / 'ch'}", "RADAR_WEB_PORT": "6098"}
+           "RADAR_CLICKHOUSE_DSN": f"chdb://{tmp / 'ch'}", "RADAR_WEB_PORT": "6098",
+           "RADAR_SIGNALS": "true"}
     settings = load_settings(env)
     kafka_local.create_topics(settings, say=lambda _: None)
     topics = settings.topics

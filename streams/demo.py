@@ -99,7 +99,7 @@ def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]
     log = log_path.open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "worker"], stdout=log, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, env=os.environ.copy(),
+        stdin=subprocess.DEVNULL, env={**os.environ, "RADAR_SIGNALS": "true"},
     )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

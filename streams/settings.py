@@ -47,7 +47,8 @@ class Settings(BaseModel):
     # the signal agent's batches: short, because an alert must be out well within a second
     signal_batch_seconds: float = Field(default=0.05, gt=0, le=10)
     state_store: str = Field(default="rocksdb", pattern=r"^(rocksdb|memory)$")
-    signals: bool = True  # run the signal agent (off: ingest and dead letters only)
+    # the signal agent is opt-in until its restart race is fixed (README, "Known issue")
+    signals: bool = False
     max_message_bytes: int = Field(default=512 * 1024, ge=1024, le=64 * 1024 * 1024)
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)

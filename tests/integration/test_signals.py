@@ -15,6 +15,11 @@ from tests.integration.conftest import RadarEnv, encode, event
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture(autouse=True)
+def with_signals(radar: RadarEnv) -> None:
+    radar.env["RADAR_SIGNALS"] = "true"
+
 DAY = 86_400
 
 
