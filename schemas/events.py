@@ -7,7 +7,7 @@ refused, lives in :mod:`schemas.decode`.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -112,12 +112,3 @@ InputEvent = Annotated[
     Field(discriminator="type"),
 ]
 INPUT_EVENT: TypeAdapter[InputEvent] = TypeAdapter(InputEvent)
-
-
-def stakeholder_of(event: InputEvent) -> str:
-    """The stakeholder an event is about; empty for account profiles."""
-    return "" if isinstance(event, AccountProfile) else event.stakeholder_id
-
-
-def occurred_at_utc(event: InputEvent) -> datetime:
-    return event.occurred_at.astimezone(UTC)

@@ -184,7 +184,8 @@ class ClickHouseWriter:
             except Exception as exc:  # noqa: BLE001 - any failure is retried, never dropped
                 log.warning("insert into %s failed (attempt %d), retrying in %.1fs: %s",
                             table, attempt, delay, exc)
-                self._client = None if not self.dsn.startswith("chdb://") else self._client
+                if not self.dsn.startswith("chdb://"):
+                    self._client = None  # reconnect to a server; the embedded engine stays open
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._retry_max)
                 continue

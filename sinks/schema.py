@@ -207,7 +207,3 @@ STATEMENTS: tuple[str, ...] = (
     ORDER BY version
     """,
 )
-
-TABLES: tuple[str, ...] = ("events", "dead_letters", "signals", "account_state", "radar_schema")
-VIEWS: tuple[str, ...] = ("at_risk_accounts", "expansion_candidates", "single_threaded_accounts",
-                          "continuity_gaps", "weekly_engagement")
