@@ -14,7 +14,7 @@ from typing import Any
 
 from processors.engagement import NO_TOUCH, Touch, figures
 from processors.rules import Rules
-from processors.state import DAY, AccountState, StakeholderState, day_of
+from processors.state import DAY, AccountState, StakeholderState, day_of, window_points
 from schemas.events import InputEvent
 from schemas.signals import EXPANSION_TYPES, Severity, Signal, signal_id
 
@@ -51,6 +51,30 @@ class Context:
     @cached_property
     def figures(self) -> dict[str, Any]:
         return figures(self.state, self.now, self.rules)
+
+    @cached_property
+    def champions(self) -> set[str]:
+        return self.state.champions()
+
+    @cached_property
+    def _memo(self) -> dict[tuple[str, int, int], Any]:
+        return {}
+
+    def points(self, days: int, offset: int = 0) -> float:
+        """Account points over ``days`` whole days ending ``offset`` days before today."""
+        key = ("points", days, offset)
+        if key not in self._memo:
+            self._memo[key] = window_points(self.state.score_days, self.today, days, offset)
+        value: float = self._memo[key]
+        return value
+
+    def engaged(self, days: int) -> list[str]:
+        """Stakeholders on the roster who engaged in the last ``days`` (sorted)."""
+        key = ("engaged", days, 0)
+        if key not in self._memo:
+            self._memo[key] = self.state.engaged_since(self.now - days * DAY)
+        value: list[str] = self._memo[key]
+        return value
 
     def observed(self, days: float) -> bool:
         """Whether the account has been watched for ``days``: a window judged before that

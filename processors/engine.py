@@ -102,8 +102,12 @@ def apply_event(
     ctx = Context(state, rules, state.high_water, detected_at, event, before, touch)
     _run(ctx, EVENT_RULES, outcome)
     _run(ctx, DEADLINE_RULES, outcome)
-    _run(ctx, CONDITION_RULES, outcome)
-    _finish(state, rules, ctx.now, detected_at, outcome)
+    # conditions and the tier are judged per day and on every change they can see; a bare
+    # exposure on a day already judged changes neither (the hot path: most events are ads)
+    if touch.engaged or touch.public or isinstance(event, (RoleChange, AccountProfile)) or \
+            outcome.signals or day_of(ctx.now) != state.checked_day:
+        _run(ctx, CONDITION_RULES, outcome)
+        _finish(state, rules, ctx.now, detected_at, outcome)
     return state, outcome
 
 
@@ -144,6 +148,10 @@ def _finish(state: AccountState, rules: Rules, now: float, detected_at: datetime
         )
         state.tier = tier
     today = day_of(now)
+    if today == state.checked_day:
+        return
+    # once a day: what has fallen out of every window is dropped
+    state.checked_day = today
     trim_days(state.score_days, today, SCORE_DAYS_KEPT)
     for st in state.stakeholders.values():
         trim_days(st.score_days, today, SCORE_DAYS_KEPT)
@@ -163,7 +171,7 @@ def _before(state: AccountState, event: InputEvent) -> Before | None:
     named = isinstance(event, RoleChange) and event.buying_role == "champion"
     return Before(
         known=st is not None,
-        was_champion=named or sid in state.champions(),
+        was_champion=named or state.is_champion(sid),
         buying_role=None if st is None else st.buying_role,
         title=None if st is None else st.title,
         last_engaged=None if st is None else st.last_engaged,
@@ -212,7 +220,7 @@ def _update(state: AccountState, event: InputEvent, touch: Touch, t: float) -> N
 
 def _role_change(state: AccountState, sid: str, st: StakeholderState, e: RoleChange,
                  t: float) -> None:
-    was_champion = sid in state.champions() or e.buying_role == "champion"
+    was_champion = state.is_champion(sid) or e.buying_role == "champion"
     st.title, st.function, st.seniority, st.buying_role = (
         e.title, e.function, e.seniority, e.buying_role)
     if e.change == "left":

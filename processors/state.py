@@ -75,6 +75,9 @@ class AccountState:
     churn_history: list[tuple[str, str, float]] = field(default_factory=list)
     tier: str | None = None
     evaluated_day: int | None = None
+    # the day conditions, tier and trimming were last judged: an event that changes neither
+    # engagement nor roster nor profile, on a day already judged, skips them (the hot path)
+    checked_day: int | None = None
     late_ignored: int = 0
     # ids of events applied within the allowed lateness: a redelivered event is not counted
     # twice (anything older is beyond the lateness and changes nothing anyway)
@@ -100,6 +103,13 @@ class AccountState:
         ids = set(self.profile_champions)
         ids.update(s for s, st in self.stakeholders.items() if st.buying_role == "champion")
         return {s for s in ids if s not in self.stakeholders or self.stakeholders[s].on_roster}
+
+    def is_champion(self, sid: str) -> bool:
+        """``sid in champions()``, without building the set."""
+        st = self.stakeholders.get(sid)
+        if st is None:
+            return sid in self.profile_champions
+        return st.on_roster and (st.buying_role == "champion" or sid in self.profile_champions)
 
     def roster(self) -> list[str]:
         return [s for s, st in self.stakeholders.items() if st.on_roster]

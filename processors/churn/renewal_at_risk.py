@@ -23,7 +23,7 @@ def check(ctx: Context) -> Signal | None:
     if already_fired(ctx, "renewal_at_risk", episode):
         return None
     silent_days = ctx.days_since(s.last_engaged)
-    engaged = s.engaged_since(ctx.now - r.engaged_window_days * DAY)
+    engaged = ctx.engaged(r.engaged_window_days)
     departed = [d for d in s.departures if ctx.now - d.left_at <= r.champion_left_days * DAY]
     window_start = (s.renewal_day - r.within_days) * DAY
     reasons: list[str] = []

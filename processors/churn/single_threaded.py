@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from processors.conditions import fire_on_entry
 from processors.context import Context
-from processors.state import DAY
 from schemas.signals import Signal
 
 
 def check(ctx: Context) -> Signal | None:
     r = ctx.rules.churn.single_threaded
-    engaged = ctx.state.engaged_since(ctx.now - r.window_days * DAY)
+    engaged = ctx.engaged(r.window_days)
     roster = len(ctx.state.roster())
     holds = (ctx.observed(r.window_days) and len(engaged) < r.min_engaged
              and roster >= r.min_roster)

@@ -11,7 +11,7 @@ def check(ctx: Context) -> Signal | None:
     e = ctx.event
     if not isinstance(e, ContentInteraction) or not ctx.touch.public:
         return None
-    if e.stakeholder_id not in ctx.state.champions():
+    if not ctx.state.is_champion(e.stakeholder_id):
         return None
     return ctx.signal(
         "champion_advocacy", "medium", e.event_id,

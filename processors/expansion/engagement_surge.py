@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from processors.conditions import fire_on_entry
 from processors.context import Context
-from processors.state import window_points
 from schemas.signals import Signal
 
 
 def check(ctx: Context) -> Signal | None:
     r = ctx.rules.expansion.engagement_surge
-    last = window_points(ctx.state.score_days, ctx.today, 30)
-    prior = window_points(ctx.state.score_days, ctx.today, 30, offset=30)
+    last = ctx.points(30)
+    prior = ctx.points(30, offset=30)
     change = (last - prior) / prior * 100 if prior else 0.0
     holds = ctx.observed(60) and prior >= r.min_prior_points and change > r.rise_pct
     return fire_on_entry(ctx, "engagement_surge", "medium", holds, {

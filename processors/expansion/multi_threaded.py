@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from processors.conditions import fire_on_entry
 from processors.context import Context
-from processors.state import DAY
 from schemas.signals import Signal
 
 
 def check(ctx: Context) -> Signal | None:
     r = ctx.rules.expansion.multi_threaded
-    engaged = ctx.state.engaged_since(ctx.now - r.window_days * DAY)
+    engaged = ctx.engaged(r.window_days)
     functions = sorted({f for s in engaged
                         if (f := ctx.state.stakeholders[s].function) is not None})
     holds = len(engaged) >= r.min_stakeholders and len(functions) >= r.min_functions

@@ -11,9 +11,9 @@ from schemas.signals import Signal
 def check(ctx: Context) -> Signal | None:
     r = ctx.rules.expansion.reference_candidate
     s = ctx.state
-    engaged = s.engaged_since(ctx.now - r.window_days * DAY)
+    engaged = ctx.engaged(r.window_days)
     public_since = ctx.now - r.champion_public_days * DAY
-    public_champions = sorted(c for c in s.champions() if c in s.stakeholders and (
+    public_champions = sorted(c for c in ctx.champions if c in s.stakeholders and (
         (p := s.stakeholders[c].last_public) is not None and p > public_since))
     holds = len(engaged) >= r.min_engaged and bool(public_champions)
     return fire_on_entry(ctx, "reference_candidate", "medium", holds, {

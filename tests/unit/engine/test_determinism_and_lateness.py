@@ -73,11 +73,38 @@ def test_a_condition_firing_twice_in_one_day_gives_two_distinct_signals() -> Non
     w.reply(0.25, "a")
     w.reply(10, "b")
     w.reply(30 + 1 / 24, "c")  # 3 engaged in 30 days, 3 functions: multi-threaded (01:00)
-    w.impression(30.5, "x")  # a's engagement is now 30 days old: it stops holding
+    # a's engagement is now 30 days old; b's reply is judged and it stops holding (a bare
+    # impression would not be: conditions are judged on engagement and once a day)
+    w.reply(30.5, "b")
     w.reply(30.75, "d")  # and holds again at 18:00
     fired = w.of("multi_threaded")
     assert [s.occurred_at for s in fired] == [at(30 + 1 / 24), at(30.75)]
     assert fired[0].signal_id != fired[1].signal_id
+
+
+def test_a_bare_impression_is_not_judged_for_conditions_on_a_day_already_judged() -> None:
+    def world(bare_exposure: bool) -> World:
+        w = World()
+        w.profile(0)
+        for sid, function in (("a", "commercial"), ("b", "financial"), ("c", "technical"),
+                              ("d", "operations")):
+            w.join(0, sid, function=function)
+        w.reply(0.25, "a")
+        w.reply(10, "b")
+        w.reply(30 + 1 / 24, "c")  # multi-threaded holds from 01:00
+        # by 12:00 a has dropped out of the 30 days
+        if bare_exposure:
+            w.impression(30.5, "b")
+        else:
+            w.content(30.5, "b", "view")
+        w.reply(30.75, "d")  # b, c, d: it holds (again?)
+        return w
+
+    # a bare exposure on a day already judged is not judged: the episode never ended
+    assert [s.occurred_at for s in world(True).of("multi_threaded")] == [at(30 + 1 / 24)]
+    # an engagement is judged: the episode ends, and d starts a new one
+    assert [s.occurred_at for s in world(False).of("multi_threaded")] == \
+        [at(30 + 1 / 24), at(30.75)]
 
 
 def test_a_new_rules_version_gives_new_signal_ids_for_the_same_triggers() -> None:
