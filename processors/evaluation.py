@@ -119,6 +119,7 @@ class EvaluationReport:
     signals_outside_labels: int  # signals of accounts the labels do not name: ignored
     signals_unknown_type: int  # types outside the 14: ignored
     signals_after_labelled_end: int  # horizon runs past the world's end: outcome may be unseen
+    signals_after_churn: int  # fired after their account had churned: false positives by design
     rule_versions: tuple[str, ...]  # of the evaluated signals; more than one double-counts
     world: WorldLabel | None
 
@@ -258,6 +259,9 @@ def evaluate(
         tier_rollups += rollups(in_tier(tier), f", tier {tier}")
 
     end = world.end if world is not None else None
+    churned_at: dict[str, datetime] = {}
+    for o in churns:
+        churned_at[o.account_id] = min(o.at, churned_at.get(o.account_id, o.at))
     return EvaluationReport(
         horizon_days=horizon_days,
         types=types,
@@ -276,6 +280,11 @@ def evaluate(
         signals_unknown_type=len(all_signals) - len(known),
         signals_after_labelled_end=0 if end is None else sum(
             1 for s in kept if s.type != "champion_left" and s.occurred_at + horizon > end
+        ),
+        signals_after_churn=sum(
+            1 for s in kept
+            if s.type != "champion_left" and s.account_id in churned_at
+            and s.occurred_at > churned_at[s.account_id]
         ),
         rule_versions=tuple(sorted({s.rule_version for s in kept})),
         world=world,

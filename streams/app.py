@@ -1,19 +1,22 @@
 """The composition root: one Faust app wired to settings, metrics, the sink and the web views.
 
-Agents read like a sentence — take a batch, hand it to the pipeline — and acknowledge their
-messages only when the pipeline returns (``take_events`` acks a batch after the loop body).
+Agents read like a sentence — take a fetched batch, hand it to the pipeline, acknowledge what
+is finished. The consumer delivers a whole fetch as one event (streams.batch_consumer), and a
+message is acknowledged only when its effects are stored: its row (or dead letter) always,
+and with signals on, the signals and state of its event too — in offset order per partition
+(streams.acks), so a committed offset never passes an unfinished message.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import faust
-from faust.types import TP, EventT
+from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -21,6 +24,8 @@ from processors.ingest import RawMessage
 from processors.rules import Rules
 from sinks.clickhouse import ClickHouseWriter
 from sinks.readonly import NotReadOnly, check_read_only
+from streams.acks import AckTracker
+from streams.batch_consumer import use_batch_consumer
 from streams.metrics import Metrics
 from streams.pipeline import IngestPipeline, headers_list
 from streams.settings import Settings
@@ -30,10 +35,13 @@ log = logging.getLogger(__name__)
 LAG_INTERVAL_S = 5.0
 
 
-def _raw(event: Any) -> RawMessage:
-    m = event.message
+def _raw(m: Any) -> RawMessage:
     ts = datetime.fromtimestamp(m.timestamp, UTC) if m.timestamp else None
     return RawMessage(m.topic, m.partition, m.offset, m.key, m.value, ts)
+
+
+def _coordinates(m: Any) -> tuple[str, int, int]:
+    return m.topic, m.partition, m.offset
 
 
 def _brokers(bootstrap: str) -> list[str]:
@@ -44,13 +52,15 @@ class FaustStateTable:
     """The account-state table as the signal stage needs it.
 
     Faust's RocksDB store files a key under the partition of the event being processed; the
-    stage writes after a batch, so it names that partition through one of its events.
+    stage writes after a batch, so it names that partition through an event of one of the
+    partition's messages.
     """
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, app: faust.App, table: Any) -> None:
+        self.app = app
         self.table = table
         self.stream: Any = None
-        self.last_event: dict[int, Any] = {}
+        self.last_message: dict[int, Any] = {}
 
     def get(self, account_id: str) -> Any:
         return self.table.get(account_id)
@@ -59,9 +69,9 @@ class FaustStateTable:
         return self.table.items()
 
     def put(self, account_id: str, partition: int, value: Any) -> None:
-        event = self.last_event.get(partition)
-        if event is not None and self.stream is not None:
-            self.stream._set_current_event(event)
+        m = self.last_message.get(partition)
+        if m is not None and self.stream is not None:
+            self.stream._set_current_event(self.app.create_event(m.key, m.value, {}, m))
         self.table[account_id] = value
 
 
@@ -104,7 +114,13 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
         # on shutdown, do not wait for messages still held (unacknowledged): they are simply
         # read again by the next worker, which is the at-least-once contract
         stream_wait_empty=False,
+        # a fetch is one batch for the agents: this bounds its size
+        broker_max_poll_records=settings.batch_max_rows,
+        # signals, tiers and state changelog records go out in few, large produce requests
+        producer_linger_ms=5,
+        producer_max_batch_size=1024 * 1024,
     )
+    use_batch_consumer(app)
     topics = settings.topics
 
     def raw_topic(*names: str) -> faust.TopicT:
@@ -120,27 +136,41 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
         return await delivery
 
     pipeline = IngestPipeline(settings, writer, metrics, send_dead_letter)
+    tracker: AckTracker[Any] = AckTracker(lambda m: m.tp, lambda m: app.consumer.ack(m))
+    signals = _signal_stage(app, settings, rules, writer, metrics, raw_topic, tracker) \
+        if settings.signals else None
 
-    def batches(stream: faust.StreamT[bytes]) -> AsyncIterator[Sequence[EventT[bytes]]]:
-        # rows or seconds, whichever comes first; the batch is acked after the loop body
-        return cast(faust.Stream[bytes], stream).take_events(
-            settings.batch_max_rows, within=settings.batch_max_seconds
-        )
-
-    @app.agent(input_topic, name="ingest")
-    async def ingest_events(stream: faust.StreamT[bytes]) -> None:
-        async for events in batches(stream):
-            await pipeline.handle_input([_raw(e) for e in events])
+    @app.agent(input_topic, name="radar")
+    async def process_inputs(stream: faust.StreamT[bytes]) -> None:
+        if signals is not None:
+            signals.table.stream = stream
+        async for messages in cast(faust.Stream[bytes], stream).noack():  # one fetch: a list of messages
+            batch = cast(list[Any], messages)
+            tracker.received(batch)
+            stored = await pipeline.handle_input([_raw(m) for m in batch])
+            if signals is None:
+                tracker.finish(batch)
+                continue
+            unapplied = {_coordinates(m): m for m in batch}
+            accepted = [(a, unapplied.pop((a.source.topic, a.source.partition,
+                                           a.source.offset))) for a in stored.accepted]
+            tracker.finish(unapplied.values())  # refused: its dead letter is on the topic
+            await signals.handle(batch, accepted)
 
     @app.agent(dead_letter_topic, name="store-dead-letters")
     async def store_dead_letters(stream: faust.StreamT[bytes]) -> None:
-        async for events in batches(stream):
-            await pipeline.handle_dead_letters(
-                [_raw(e) for e in events], [headers_list(e.message.headers) for e in events]
-            )
+        async for messages in cast(faust.Stream[bytes], stream).noack():
+            batch = cast(list[Any], messages)
+            await pipeline.handle_dead_letters([_raw(m) for m in batch],
+                                               [headers_list(m.headers) for m in batch])
+            for m in batch:
+                app.consumer.ack(m)
 
-    if settings.signals:
-        _add_signal_agent(app, settings, rules, writer, metrics, input_topic, raw_topic)
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def forget_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        tracker.forget(revoked)
+        if signals is not None:
+            signals.stage.forget({tp.partition for tp in revoked if tp.topic in topics.inputs})
 
     lag_labels: set[tuple[str, str]] = set()
     watched = {*topics.inputs, topics.dead_letters}
@@ -199,10 +229,30 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
     return app
 
 
-def _add_signal_agent(app: faust.App, settings: Settings, rules: Rules, writer: ClickHouseWriter,
-                      metrics: Metrics, input_topic: faust.TopicT,
-                      raw_topic: Callable[..., faust.TopicT]) -> None:
-    """The signals agent, its state table and its idle timer (see streams.signal_stage)."""
+class SignalAgentState:
+    """The signal stage, its account table and what it has received, per partition."""
+
+    def __init__(self, stage: SignalStage, table: FaustStateTable,
+                 offsets: dict[tuple[str, int], int], tracker: AckTracker[Any],
+                 metrics: Metrics) -> None:
+        self.stage = stage
+        self.table = table
+        self.offsets = offsets  # last offset received per input (topic, partition)
+        self.tracker = tracker
+        self.metrics = metrics
+
+    async def handle(self, messages: list[Any], accepted: list[tuple[Any, Any]]) -> None:
+        for m in messages:
+            self.table.last_message[m.partition] = m
+            self.offsets[(m.topic, m.partition)] = m.offset
+        self.tracker.finish(await self.stage.handle(accepted))
+        self.metrics.held_events.set(self.stage.held())
+
+
+def _signal_stage(app: faust.App, settings: Settings, rules: Rules, writer: ClickHouseWriter,
+                  metrics: Metrics, raw_topic: Callable[..., faust.TopicT],
+                  tracker: AckTracker[Any]) -> SignalAgentState:
+    """The signal stage, its state table and its idle timer (see streams.signal_stage)."""
     topics = settings.topics
     outputs = {name: raw_topic(name) for name in (topics.signals, topics.alerts,
                                                    topics.account_tiers)}
@@ -217,34 +267,16 @@ def _add_signal_agent(app: faust.App, settings: Settings, rules: Rules, writer: 
         # the changelog partition follows the key (account_id), like the input topics' keys
         use_partitioner=True,
     )
-    state_table = FaustStateTable(accounts_table)
-    stage_offsets: dict[tuple[str, int], int] = {}  # last offset the signal agent received
+    state_table = FaustStateTable(app, accounts_table)
+    offsets: dict[tuple[str, int], int] = {}
     stage = SignalStage(settings, rules, state_table, writer, metrics, send,
-                        pending_topics=lambda p: pending_inputs(app, topics.inputs, p,
-                                                                stage_offsets))
-
-    @app.agent(input_topic, name="signals")
-    async def detect_signals(stream: faust.StreamT[bytes]) -> None:
-        state_table.stream = stream
-        manual = cast(faust.Stream[bytes], stream)
-        async for batch in manual.noack_take(settings.batch_max_rows,
-                                             within=settings.signal_batch_seconds):
-            events = cast(Sequence[EventT[bytes]], batch)  # noack_take yields events
-            for e in events:
-                m = e.message
-                state_table.last_event[m.partition] = e
-                stage_offsets[(m.topic, m.partition)] = m.offset
-            tokens = await stage.handle([(_raw(e), e) for e in events])
-            metrics.held_events.set(stage.held())
-            for event in tokens:
-                await manual.ack(event)
+                        pending_topics=lambda p: pending_inputs(app, topics.inputs, p, offsets))
+    agent_state = SignalAgentState(stage, state_table, offsets, tracker, metrics)
 
     @app.timer(1.0, name="signals-idle")  # type: ignore[untyped-decorator]
     async def release_idle_partitions() -> None:
         """Without new messages the agent does not run; held events must still get out."""
-        if state_table.stream is None or not stage.held():
-            return
-        manual = cast(faust.Stream[bytes], state_table.stream)
-        for event in await stage.handle([]):
-            await manual.ack(event)
-        metrics.held_events.set(stage.held())
+        if state_table.stream is not None and stage.held():
+            await agent_state.handle([], [])
+
+    return agent_state

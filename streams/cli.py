@@ -65,6 +65,26 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streams.evaluate import CHART_FILE, REPORT_FILE, LabelsError, render_text, run_evaluation
+
+    if args.horizon_days < 1:
+        print("radar evaluate: --horizon-days must be at least 1", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out is not None else settings.local / "reports"
+    try:
+        report = run_evaluation(settings, Path(args.labels), out, args.horizon_days,
+                                rule_version=args.rule_version)
+    except LabelsError as exc:
+        print(f"radar evaluate: {exc}", file=sys.stderr)
+        return 2
+    print(render_text(report))
+    print(f"\nreport: {out / REPORT_FILE}\nchart:  {out / CHART_FILE}")
+    return 0
+
+
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from streams.demo import run_demo
 
@@ -99,6 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="ClickHouse schema")
     db.add_argument("action", choices=["init"], help="create or upgrade the schema (idempotent)")
     db.set_defaults(run=_db)
+
+    evaluate = sub.add_parser("evaluate", help="precision, recall and lead time of the stored "
+                              "signals against the labels of `radar simulate`")
+    evaluate.add_argument("--labels", required=True, help="the labels .jsonl file")
+    evaluate.add_argument("--out", default=None,
+                          help="report directory (default: .local/reports)")
+    evaluate.add_argument("--horizon-days", type=int, default=180,
+                          help="how long after a signal its outcome still counts (default 180)")
+    evaluate.add_argument("--rule-version", default=None,
+                          help="only signals of this rule version (default: all stored)")
+    evaluate.set_defaults(run=_evaluate)
 
     demo = sub.add_parser("demo", help="the main job end to end on the embedded defaults")
     demo.add_argument("--sample", default=None,

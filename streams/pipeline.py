@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from processors.ingest import RawMessage, count_by, ingest
+from processors.ingest import IngestBatch, RawMessage, count_by, ingest
 from schemas.dead_letter import DeadLetter, from_message
 from sinks.clickhouse import ClickHouseWriter
 from streams.metrics import Metrics
@@ -47,7 +47,8 @@ class IngestPipeline:
     # next offset to store per (topic, partition): what the lag gauge measures against
     stored_through: dict[tuple[str, int], int] = field(default_factory=dict)
 
-    async def handle_input(self, messages: Sequence[RawMessage]) -> None:
+    async def handle_input(self, messages: Sequence[RawMessage]) -> IngestBatch:
+        """Dead-letter the invalid, store the valid; returns both (decoded once, for signals)."""
         batch = ingest(
             messages,
             max_bytes=self.settings.max_message_bytes,
@@ -70,6 +71,7 @@ class IngestPipeline:
             for accepted in batch.accepted:
                 observe(max(0.0, (stored_at - accepted.event.occurred_at).total_seconds()))
         self._advance(messages)
+        return batch
 
     async def handle_dead_letters(self, messages: Sequence[RawMessage],
                                   headers: Sequence[list[tuple[str, bytes]]]) -> None:

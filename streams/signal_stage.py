@@ -22,12 +22,11 @@ from typing import Any, Protocol
 
 from processors.engagement import figures
 from processors.engine import Outcome, advance_time, apply_event
-from processors.ingest import RawMessage
+from processors.ingest import AcceptedEvent
 from processors.rules import Rules
 from processors.state import DAY, AccountState, day_of
 from processors.tiers import tier_of
 from processors.watermark import PartitionClock, ReorderBuffer
-from schemas.decode import Rejection, decode_event
 from schemas.events import InputEvent
 from schemas.signals import Signal, TierChange
 from sinks.clickhouse import ClickHouseWriter
@@ -117,21 +116,15 @@ class SignalStage:
         return state
 
     # -- batch -----------------------------------------------------------------------------
-    def admit(self, messages: Sequence[tuple[RawMessage, Any]]) -> list[Any]:
-        """Decode and hold each message; returns tokens of messages with nothing to apply."""
-        skip: list[Any] = []
-        topics = self.settings.topics
-        for raw, token in messages:
-            decoded = decode_event(raw.value, self.settings.max_message_bytes)
-            if isinstance(decoded, Rejection) or topics.for_type(decoded.type) != raw.topic:
-                skip.append(token)  # the ingest agent dead-letters it
-                continue
-            t = decoded.occurred_at.timestamp()
+    def admit(self, accepted: Sequence[tuple[AcceptedEvent, Any]]) -> None:
+        """Hold each valid event (already decoded by ingest) until its watermark passes."""
+        for item, token in accepted:
+            event, raw = item.event, item.source
+            t = event.occurred_at.timestamp()
             self.clocks.setdefault(raw.partition, PartitionClock()).observe(raw.topic, t)
             produced = raw.timestamp.timestamp() if raw.timestamp else None
             self.buffers.setdefault(raw.partition, ReorderBuffer()).push(
-                t, decoded.event_id, Held(decoded, token, produced))
-        return skip
+                t, event.event_id, Held(event, token, produced))
 
     def step(self) -> tuple[BatchResult, dict[str, tuple[int, AccountState]]]:
         """Release what the watermarks allow, apply it, sweep new days. Pure CPU, no I/O."""
@@ -213,13 +206,13 @@ class SignalStage:
         if outcome.tier_change is not None:
             result.tier_changes.append(outcome.tier_change)
 
-    async def handle(self, messages: Sequence[tuple[RawMessage, Any]]) -> list[Any]:
-        """Admit, apply, emit, persist. Returns the tokens that may now be acknowledged."""
+    async def handle(self, accepted: Sequence[tuple[AcceptedEvent, Any]]) -> list[Any]:
+        """Admit, apply, emit, persist. Returns the tokens of the events now applied."""
         async with self.lock:
-            return await self._handle(messages)
+            return await self._handle(accepted)
 
-    async def _handle(self, messages: Sequence[tuple[RawMessage, Any]]) -> list[Any]:
-        skip = self.admit(messages)
+    async def _handle(self, accepted: Sequence[tuple[AcceptedEvent, Any]]) -> list[Any]:
+        self.admit(accepted)
         result, dirty = self.step()
         # signals first, state after: a state that is saved means its signals are out, so a
         # crash in between only repeats signals (same ids), never loses them
@@ -231,7 +224,7 @@ class SignalStage:
         if dirty:
             views = [self._view(state) for _, state in dirty.values()]
             self.metrics.record_write(await self.writer.write_account_states(views))
-        return skip + result.released
+        return result.released
 
     def _view(self, state: AccountState) -> AccountView:
         now = state.high_water
@@ -265,4 +258,16 @@ class SignalStage:
 
     def held(self) -> int:
         return sum(len(b) for b in self.buffers.values())
+
+    def forget(self, partitions: set[int]) -> None:
+        """Partitions a rebalance took away: what they held is read again by their new owner,
+        and their accounts' state lives on in the table's changelog."""
+        for p in partitions:
+            self.buffers.pop(p, None)
+            self.clocks.pop(p, None)
+            self.swept_day.pop(p, None)
+            self.progress_at.pop(p, None)
+            self.loaded_partitions.discard(p)
+            for account_id in self.members.pop(p, set()):
+                self.cache.pop(account_id, None)
 
