@@ -13,7 +13,6 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Generic, TypeVar
 
 M = TypeVar("M")
-Key = Callable[[Any], Hashable]
 
 
 class AckTracker(Generic[M]):
@@ -32,8 +31,10 @@ class AckTracker(Generic[M]):
         many were acknowledged."""
         touched = set()
         for m in messages:
-            self.finished.add(id(m))
-            touched.add(self.partition_of(m))
+            partition = self.partition_of(m)
+            if partition in self.queues:  # else revoked: nothing more to acknowledge there
+                self.finished.add(id(m))
+                touched.add(partition)
         acked = 0
         for partition in touched:
             queue = self.queues.get(partition)

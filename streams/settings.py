@@ -42,13 +42,11 @@ class Settings(BaseModel):
     topic_partitions: int = Field(default=6, ge=1, le=1000)
     clickhouse_dsn: str | None = None
     app_id: str = Field(default="account-radar", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    # the most messages one fetch (one batch for the agents, one insert) may hold
     batch_max_rows: int = Field(default=5000, ge=1000, le=1_000_000)
-    batch_max_seconds: float = Field(default=1.0, gt=0, le=60)
-    # the signal agent's batches: short, because an alert must be out well within a second
-    signal_batch_seconds: float = Field(default=0.05, gt=0, le=10)
     state_store: str = Field(default="rocksdb", pattern=r"^(rocksdb|memory)$")
-    # the signal agent is opt-in until its restart race is fixed (README, "Known issue")
-    signals: bool = False
+    # off: ingest only (events and dead letters into ClickHouse), no signal engine
+    signals: bool = True
     max_message_bytes: int = Field(default=512 * 1024, ge=1024, le=64 * 1024 * 1024)
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)

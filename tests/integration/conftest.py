@@ -143,7 +143,6 @@ def radar(broker: Settings, tmp_path: Path) -> Iterator[RadarEnv]:
             "RADAR_APP_ID": f"radar-test-{tag}",
             "RADAR_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'clickhouse'}",
             "RADAR_WEB_PORT": str(free_port()),
-            "RADAR_BATCH_MAX_SECONDS": "0.3",
             "RADAR_BATCH_MAX_ROWS": "1000",
             "RADAR_LOG_LEVEL": "info",
         },

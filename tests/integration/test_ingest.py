@@ -16,12 +16,6 @@ from tests.integration.conftest import RadarEnv, encode, event
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def ingest_only(radar: RadarEnv) -> None:
-    """These tests hold the ingest contract on its own; the signal agent has its own tests
-    (tests/integration/test_signals.py), including its known restart race."""
-    radar.env["RADAR_SIGNALS"] = "false"
-
 KINDS = ("ad_impression", "outreach_reply", "content_interaction", "role_change",
          "account_profile")
 

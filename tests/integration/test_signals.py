@@ -122,15 +122,6 @@ def test_champion_left_reaches_alerts_signals_and_clickhouse(radar: RadarEnv) ->
     assert radar.scalar("SELECT count() FROM at_risk_accounts WHERE account_id = 'proxima'") == 1
 
 
-KNOWN_RACE = pytest.mark.xfail(
-    strict=False,
-    reason="open bug (issue 3): after a restart or a replay with a fresh group, the signal "
-    "agent sometimes applies an event out of event-time order, or a partition stops "
-    "committing (see the closing note); the test shows it when it fails",
-)
-
-
-@KNOWN_RACE
 def test_replaying_the_same_events_yields_the_same_signals(radar: RadarEnv) -> None:
     history = [e for a in range(4) for e in account_history(f"acct-{a}", start=a * 1000,
                                                            champion_leaves=a % 2 == 0)]
@@ -150,7 +141,6 @@ def test_replaying_the_same_events_yields_the_same_signals(radar: RadarEnv) -> N
     assert signal_set(radar) == once
 
 
-@KNOWN_RACE
 def test_sigkill_mid_stream_yields_the_same_signals_as_an_uninterrupted_run(
     radar: RadarEnv,
 ) -> None:

@@ -17,7 +17,6 @@ def test_defaults_with_an_empty_environment() -> None:
     assert s.kafka_bootstrap == "localhost:9092"
     assert s.topic_partitions == 6
     assert s.batch_max_rows == 5000
-    assert s.batch_max_seconds == 1.0
     assert s.max_message_bytes == 524288
     assert s.topic_prefix == "radar"
     assert s.clickhouse_dsn is None
@@ -37,14 +36,12 @@ def test_values_are_read_from_radar_variables() -> None:
         "RADAR_KAFKA_BOOTSTRAP": "broker:29092",
         "RADAR_TOPIC_PARTITIONS": "12",
         "RADAR_BATCH_MAX_ROWS": "1000",
-        "RADAR_BATCH_MAX_SECONDS": "0.25",
         "RADAR_MAX_MESSAGE_BYTES": "1024",
     })
 
     assert s.kafka_bootstrap == "broker:29092"
     assert s.topic_partitions == 12
     assert s.batch_max_rows == 1000
-    assert s.batch_max_seconds == 0.25
     assert s.max_message_bytes == 1024
 
 
@@ -84,9 +81,6 @@ def test_local_dir_moves_the_embedded_database(tmp_path: object) -> None:
         pytest.param({"RADAR_BATCH_MAX_ROWS": "10"},
                      "RADAR_BATCH_MAX_ROWS: Input should be greater than or equal to 1000",
                      id="batch-rows-below-minimum"),
-        pytest.param({"RADAR_BATCH_MAX_SECONDS": "0"},
-                     "RADAR_BATCH_MAX_SECONDS: Input should be greater than 0",
-                     id="batch-seconds-0"),
         pytest.param({"RADAR_MAX_MESSAGE_BYTES": "100"},
                      "RADAR_MAX_MESSAGE_BYTES: Input should be greater than or equal to 1024",
                      id="message-bytes-too-small"),
