@@ -1,12 +1,14 @@
-"""Ingest benchmark: the worker's rate into ClickHouse next to raw aiokafka consume+parse.
+"""Throughput benchmark: the whole worker next to raw aiokafka consume+parse of the same events.
 
-    .venv/bin/python scripts/bench_ingest.py [--events 200000]
+    .venv/bin/python scripts/bench_ingest.py [--events 200000] [--file world.jsonl] [--ingest-only]
 
-Publishes N valid events to fresh topics on the local broker (started if needed), then measures
-in the same run:
+Publishes N valid events to fresh topics on the local broker (started if needed) — synthetic
+ones, or the lines of ``--file`` (e.g. from ``radar simulate``, a realistic mix: mostly ad
+impressions, in event-time order) — then measures in the same run:
   1. baseline: one aiokafka consumer reading all N and decoding each with the event schemas;
-  2. the worker (`radar worker`, a separate process): from its start until the consumer group
-     has committed every offset, which the worker does only after the rows are in ClickHouse.
+  2. the worker (`radar worker`, a separate process, signal engine on unless --ingest-only):
+     from its start until the consumer group has committed every offset, which the worker does
+     only after the rows are in ClickHouse and each event's signals and state are stored.
 Prints events/s for both and their ratio. Figures from a shared, noisy machine: compare the
 ratio, not the absolute numbers.
 """
@@ -63,17 +65,21 @@ def make_event(i: int) -> dict[str, object]:
     return e
 
 
-def publish(env: dict[str, str], n: int) -> float:
+def synthetic(n: int) -> list[bytes]:
+    return [json.dumps(make_event(i)).encode() for i in range(n)]
+
+
+def publish(env: dict[str, str], lines: list[bytes]) -> float:
     from kafka import KafkaProducer
 
     settings = load_settings(env)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
                              linger_ms=20, batch_size=1024 * 1024)
     started = time.perf_counter()
-    for i in range(n):
-        e = make_event(i)
+    for line in lines:
+        e = json.loads(line)
         producer.send(settings.topics.for_type(str(e["type"])),
-                      key=str(e["account_id"]).encode(), value=json.dumps(e).encode())
+                      key=str(e["account_id"]).encode(), value=line)
     producer.flush()
     producer.close()
     return time.perf_counter() - started
@@ -122,12 +128,15 @@ def run_worker(env: dict[str, str], n: int, log: Path) -> tuple[float, float]:
         ready = time.perf_counter()
         wait_until_committed(settings, settings.topics.inputs, timeout=1800)
         stored = run_query(settings, "SELECT count() FROM events")[1][0][0]
+        signals = run_query(settings, "SELECT count() FROM signals")[1][0][0]
+        print(f"   {stored:,} events and {signals:,} signals stored")
         done = time.perf_counter()
         with urllib.request.urlopen(f"{settings.web_url}/metrics", timeout=5) as r:
             metrics = r.read().decode()
         for line in metrics.splitlines():
-            if line.startswith(("radar_insert_duration_seconds_sum", "radar_insert_duration_seconds_count",
-                                "radar_insert_batch_rows_sum")) and 'table="events"' in line:
+            if line.startswith(("radar_insert_duration_seconds_sum",
+                                "radar_insert_duration_seconds_count",
+                                "radar_insert_batch_rows_sum")):
                 print("  ", line)
         if stored != n:
             raise SystemExit(f"expected {n} rows in events, found {stored}")
@@ -139,9 +148,15 @@ def run_worker(env: dict[str, str], n: int, log: Path) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=200_000,
+                        help="synthetic events to publish (ignored with --file)")
+    parser.add_argument("--file", type=Path, default=None,
+                        help="publish this JSONL file's lines instead (all must be valid)")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="run the worker without the signal engine (RADAR_SIGNALS=false)")
     args = parser.parse_args()
-    n = args.events
+    lines = args.file.read_bytes().splitlines() if args.file else synthetic(args.events)
+    n = len(lines)
 
     base = load_settings()
     kafka_local.ensure_running(base)
@@ -154,16 +169,18 @@ def main() -> None:
         "RADAR_APP_ID": f"radar-bench-{tag}",
         "RADAR_CLICKHOUSE_DSN": f"chdb://{tmp / 'clickhouse'}",
         "RADAR_WEB_PORT": "6099",
+        "RADAR_SIGNALS": "false" if args.ingest_only else "true",
     }
     kafka_local.create_topics(load_settings(env), say=lambda _: None)
     try:
         print(f"publishing {n:,} events ...", flush=True)
-        pub = publish(env, n)
+        pub = publish(env, lines)
         print(f"  published in {pub:.1f}s ({n / pub:,.0f} events/s, kafka-python producer)")
         print("baseline: raw aiokafka consume + schema decode ...", flush=True)
         raw = asyncio.run(raw_consume_parse(env, n))
         print(f"  {n / raw:,.0f} events/s ({raw:.1f}s)")
-        print("radar worker: consume, decode, store in ClickHouse, commit ...", flush=True)
+        what = "store" if args.ingest_only else "signal engine, store"
+        print(f"radar worker: consume, decode, {what} in ClickHouse, commit ...", flush=True)
         total, startup = run_worker(env, n, tmp / "worker.log")
         steady = total - startup
         print(f"  {n / total:,.0f} events/s end to end ({total:.1f}s incl. {startup:.1f}s "

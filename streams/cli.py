@@ -38,6 +38,16 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.simulate import simulate
+
+    summary = simulate(args.out, accounts=args.accounts, days=args.days, seed=args.seed,
+                       start=args.start, bad_rate=args.bad_rate, labels=args.labels,
+                       show_progress=args.progress or (not args.quiet and sys.stderr.isatty()))
+    print(summary.render())
+    return 0
+
+
 def _sql(settings: Settings, args: argparse.Namespace) -> int:
     from streams.query import render_table, run_query
 
@@ -86,9 +96,17 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.demo import run_demo
+    from streams.demo import DemoWorld, run_demo
 
-    return run_demo(settings, sample=args.sample)
+    world = DemoWorld(accounts=args.accounts, days=args.days, seed=args.seed)
+    return run_demo(settings, world, sample=args.sample)
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +129,27 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     publish.set_defaults(run=_publish)
 
+    from streams.simulate import iso_date, positive_int, rate
+
+    simulate = sub.add_parser("simulate", help="write a seeded synthetic ABM world (events + labels)")
+    simulate.add_argument("--accounts", type=positive_int, default=200, metavar="N",
+                          help="accounts in the world (default 200)")
+    simulate.add_argument("--days", type=positive_int, default=365, metavar="D",
+                          help="days simulated (default 365)")
+    simulate.add_argument("--seed", type=int, default=7, metavar="S", help="random seed (default 7)")
+    simulate.add_argument("--out", required=True, metavar="FILE.jsonl", help="events file to write")
+    simulate.add_argument("--labels", default=None, metavar="FILE",
+                          help="ground-truth labels file (default: <out stem>.labels.jsonl next to --out)")
+    simulate.add_argument("--bad-rate", type=rate, default=0.0, metavar="R",
+                          help="fraction of lines replaced by malformed ones (default 0)")
+    simulate.add_argument("--start", type=iso_date, default=iso_date("2025-01-01"),
+                          metavar="YYYY-MM-DD", help="first simulated day (default 2025-01-01)")
+    progress = simulate.add_mutually_exclusive_group()
+    progress.add_argument("--progress", action="store_true",
+                          help="show the progress bar even when stderr is not a terminal")
+    progress.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    simulate.set_defaults(run=_simulate)
+
     sql = sub.add_parser("sql", help="run a read-only query (works while the worker runs)")
     sql.add_argument("query", help='e.g. "SELECT type, count() FROM events GROUP BY type"')
     sql.add_argument("--format", choices=["table", "tsv", "json"], default="table")
@@ -132,8 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_evaluate)
 
     demo = sub.add_parser("demo", help="the main job end to end on the embedded defaults")
-    demo.add_argument("--sample", default=None,
-                      help="events to stream (default: the bundled samples/sample-events.jsonl)")
+    demo.add_argument("--accounts", type=positive, default=200, help="accounts to simulate (200)")
+    demo.add_argument("--days", type=positive, default=365, help="days of history (365)")
+    demo.add_argument("--seed", type=int, default=7, help="the world's seed (7)")
+    demo.add_argument("--sample", default=None, metavar="FILE.jsonl",
+                      help="stream this events file instead of a simulated world")
     demo.set_defaults(run=_demo)
     return parser
 
