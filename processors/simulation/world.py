@@ -21,9 +21,16 @@ from processors.simulation.catalog import (
 Trajectory = str  # "healthy" | "churning" | "expanding"
 AdMode = str  # "continuous" (always on) | "renewal" (renewal-triggered)
 
-MIN_COMMITTEE, MAX_COMMITTEE = 3, 13
 COMMITTEE_SIZE: dict[int, tuple[int, int]] = {1: (6, 13), 2: (4, 9), 3: (3, 6)}
 SECOND_CHAMPION: dict[int, float] = {1: 0.4, 2: 0.2, 3: 0.05}
+# people are creatures of habit: most sessions of a person look alike, which keeps a steady
+# account's month-on-month engagement steady
+HABITS = (("view", 0.45), ("view_like", 0.35), ("website", 0.2))
+CHAMPION_PUBLIC_RATE = 0.01  # a champion's reactions are rarely public, until they advocate
+ENGAGEMENT_SCALE = 4.5  # sessions per day per unit of affinity
+IMPRESSION_RATE: dict[int, tuple[float, float]] = {1: (0.25, 0.4), 2: (0.18, 0.32), 3: (0.14, 0.26)}
+TARGETED_AT_START: dict[int, float] = {1: 1.0, 2: 0.85, 3: 0.7}
+ALWAYS_ON: dict[int, float] = {1: 0.75, 2: 0.45, 3: 0.2}  # share of accounts advertised continuously
 ARR_RANGE: dict[int, tuple[int, int]] = {
     1: (250_000, 1_200_000), 2: (60_000, 250_000), 3: (15_000, 60_000)}
 # how a champion is recorded: in the CRM profile, on their role, or both (SPEC section 2)
@@ -37,11 +44,13 @@ class Person:
     seniority: str
     title: str
     buying_role: str  # as their latest role_change says
-    affinity: float  # engagement sessions per day at trajectory multiplier 1 (0 = passive)
+    affinity: float  # engagement propensity (x the plan's engagement scale = sessions per day)
     targeted_from: int | None  # first day our ads are served to them; None = never
     joined_day: int  # -1: on the roster when the simulation starts
     public_rate: float  # chance that a like / comment / share of theirs is public
-    activate_day: int | None = None  # a passive person starts engaging (expansion)
+    habit: str  # what a session of theirs usually is: "view", "view_like" or "website"
+    activate_day: int | None = None  # from this day on they engage at ``activated_affinity``
+    activated_affinity: float = 0.0
     disengage_day: int | None = None  # stops engaging (churn decay)
     # running state, owned by behaviour
     on_roster: bool = True
@@ -107,6 +116,7 @@ class AccountPlan:
     people: list[Person]  # the roster at the start
     profile_champions: list[str]
     impression_rate: float  # chance per targeted person per advertising day
+    engagement_scale: float  # sessions per day per unit of affinity
     click_rate: float
     # trajectory timing (day indexes)
     churn_day: int | None = None  # the renewal it does not renew: nothing from that day on
@@ -146,7 +156,8 @@ def new_person(rng: random.Random, account_id: str, number: int, function: str, 
         sid=f"{account_id}-p{number:02d}", function=function, seniority=seniority,
         title=title_of(function, seniority), buying_role=buying_role, affinity=affinity,
         targeted_from=targeted_from, joined_day=joined_day,
-        public_rate=0.06 if buying_role == "champion" else 0.12,
+        public_rate=CHAMPION_PUBLIC_RATE if buying_role == "champion" else 0.1,
+        habit=pick(rng, HABITS),
     )
 
 
@@ -154,14 +165,12 @@ def committee(rng: random.Random, account_id: str, tier: int) -> tuple[list[Pers
     """The buying committee at the start, and the champions the CRM profile lists."""
     lo, hi = COMMITTEE_SIZE[tier]
     size = rng.randint(lo, hi)
-    scale = {1: 1.2, 2: 1.0, 3: 0.9}[tier]
     people: list[Person] = []
 
     def add(function: str, seniority: str, role: str, affinity: float) -> Person:
-        targeted = 0 if role == "champion" or rng.random() < {1: 1.0, 2: 0.85, 3: 0.7}[tier] \
-            else None
+        targeted = 0 if role == "champion" or rng.random() < TARGETED_AT_START[tier] else None
         p = new_person(rng, account_id, len(people), function, seniority, role,
-                       round(affinity * scale, 4), targeted, -1)
+                       round(affinity, 4), targeted, -1)
         people.append(p)
         return p
 
@@ -199,7 +208,7 @@ def committee(rng: random.Random, account_id: str, tier: int) -> tuple[list[Pers
         for c in champions:  # their role says nothing; only the CRM knows
             c.buying_role = "unknown"
     for c in champions:
-        c.public_rate = 0.06
+        c.public_rate = CHAMPION_PUBLIC_RATE
     return people, listed
 
 
@@ -208,15 +217,13 @@ def base_plan(index: int, rng: random.Random, tier: int, trajectory: Trajectory,
     account_id = account_id_of(index)
     people, listed = committee(rng, account_id, tier)
     if ad_mode is None:
-        always_on = {1: 0.75, 2: 0.45, 3: 0.2}[tier]
-        ad_mode = "continuous" if rng.random() < always_on else "renewal"
+        ad_mode = "continuous" if rng.random() < ALWAYS_ON[tier] else "renewal"
     lo, hi = ARR_RANGE[tier]
     return AccountPlan(
         index=index, account_id=account_id, name=company_name(rng), sector=rng.choice(SECTORS),
         tier=tier, arr=float(rng.randrange(lo, hi, 500)), trajectory=trajectory,
         ad_mode=ad_mode, renewal_day=rng.randint(15, 380), people=people,
         profile_champions=listed,
-        impression_rate={1: rng.uniform(0.12, 0.2), 2: rng.uniform(0.08, 0.15),
-                         3: rng.uniform(0.06, 0.12)}[tier],
-        click_rate=rng.uniform(0.02, 0.05),
+        impression_rate=rng.uniform(*IMPRESSION_RATE[tier]),
+        click_rate=rng.uniform(0.02, 0.05), engagement_scale=ENGAGEMENT_SCALE,
     )
