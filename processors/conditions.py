@@ -21,7 +21,9 @@ def mark_fired(ctx: Context, kind: str, episode: str) -> None:
 
 
 def fire_on_entry(ctx: Context, kind: str, severity: Severity, holds: bool,
-                  evidence: dict[str, Any]) -> Signal | None:
+                  evidence: dict[str, Any], quiet_after_days: int = 0) -> Signal | None:
+    """``quiet_after_days``: an entry this soon after the last one that fired is the same
+    episode coming back (a ratio hovering at its threshold), so it fires nothing."""
     active = ctx.state.active
     if not holds:
         active.pop(kind, None)
@@ -29,6 +31,9 @@ def fire_on_entry(ctx: Context, kind: str, severity: Severity, holds: bool,
     if kind in active:
         return None
     day, count = ctx.state.entries.get(kind, [ctx.today, 0])
+    if count and ctx.today - day < quiet_after_days:
+        active[kind] = f"{day}.quiet"
+        return None
     count = count + 1 if day == ctx.today else 1
     ctx.state.entries[kind] = [ctx.today, count]
     episode = str(ctx.today) if count == 1 else f"{ctx.today}.{count}"

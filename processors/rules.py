@@ -52,6 +52,7 @@ class EngagementSilence(_Section):
 class EngagementDrop(_Section):
     drop_pct: Pct = 40
     min_prior_points: Points = 20
+    quiet_after_days: Days = 21
 
 
 class SingleThreaded(_Section):
@@ -84,6 +85,7 @@ class SuccessionOverdue(_Section):
 class EngagementSurge(_Section):
     rise_pct: Pct = 30
     min_prior_points: Points = 20
+    quiet_after_days: Days = 21
 
 
 class NewStakeholderEngaged(_Section):

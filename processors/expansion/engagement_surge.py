@@ -15,4 +15,5 @@ def check(ctx: Context) -> Signal | None:
     holds = ctx.observed(60) and prior >= r.min_prior_points and change > r.rise_pct
     return fire_on_entry(ctx, "engagement_surge", "medium", holds, {
         "score_30d": last, "score_prior_30d": prior, "change_pct": round(change, 2),
-        "threshold_rise_pct": r.rise_pct, "min_prior_points": r.min_prior_points})
+        "threshold_rise_pct": r.rise_pct, "min_prior_points": r.min_prior_points},
+        quiet_after_days=r.quiet_after_days)

@@ -1,0 +1,39 @@
+"""A ratio condition hovering at its threshold comes back again and again: one episode, one signal."""
+
+from __future__ import annotations
+
+from world import DETECTED_AT, START, at
+
+from processors.conditions import fire_on_entry
+from processors.context import Context
+from processors.rules import DEFAULT_RULES, parse_rules
+from processors.state import AccountState
+
+
+def judge(state: AccountState, day: float, holds: bool, quiet: int) -> bool:
+    ctx = Context(state, DEFAULT_RULES, at(day).timestamp(), DETECTED_AT)
+    return fire_on_entry(ctx, "engagement_drop", "medium", holds, {},
+                         quiet_after_days=quiet) is not None
+
+
+def test_an_entry_within_the_quiet_period_fires_nothing_and_one_after_it_does() -> None:
+    state = AccountState("acme", START.timestamp(), START.timestamp())
+    assert judge(state, 60, True, quiet=21)
+    assert not judge(state, 61, False, quiet=21)  # lapses ...
+    assert not judge(state, 80, True, quiet=21)  # ... and is back on day 20 after: quiet
+    assert not judge(state, 81, False, quiet=21)
+    assert judge(state, 81.5, True, quiet=21)  # day 21 after the last signal: a new episode
+
+
+def test_without_a_quiet_period_every_entry_fires() -> None:
+    state = AccountState("acme", START.timestamp(), START.timestamp())
+    assert judge(state, 60, True, quiet=0)
+    assert not judge(state, 61, False, quiet=0)
+    assert judge(state, 62, True, quiet=0)
+
+
+def test_the_quiet_period_is_a_rule_with_a_default_of_21_days() -> None:
+    assert DEFAULT_RULES.churn.engagement_drop.quiet_after_days == 21
+    assert DEFAULT_RULES.expansion.engagement_surge.quiet_after_days == 21
+    rules = parse_rules("[churn.engagement_drop]\nquiet_after_days = 7\n")
+    assert rules.churn.engagement_drop.quiet_after_days == 7
