@@ -48,6 +48,9 @@ INSERT_SETTINGS: dict[str, Any] = {"async_insert": 0}
 READ_ONLY_SETTINGS: dict[str, Any] = {"readonly": 1}
 
 
+PREFILTER_SLICE = 1000  # ids of up to 128 characters: ~130 KiB of query text
+
+
 class DatabaseUnavailable(RuntimeError):
     """The database cannot be opened or reached; the message says what to do."""
 
@@ -152,10 +155,11 @@ class ClickHouseWriter:
         client = self._get_client()
         already: set[str] = set()
         if key is not None:
-            stored = client.query(
-                f"SELECT {key} FROM {table} WHERE {key} IN %(ids)s", parameters={"ids": ids}
-            )
-            already = {r[0] for r in stored.result_rows}
+            # in slices: a query is at most max_query_size (256 KiB) of text
+            for i in range(0, len(ids), PREFILTER_SLICE):
+                stored = client.query(f"SELECT {key} FROM {table} WHERE {key} IN %(ids)s",
+                                      parameters={"ids": ids[i:i + PREFILTER_SLICE]})
+                already.update(r[0] for r in stored.result_rows)
         fresh = [(i, r) for i, r in zip(ids, rows, strict=True) if i not in already]
         if not fresh:
             return 0
