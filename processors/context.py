@@ -60,6 +60,14 @@ class Context:
     def _memo(self) -> dict[tuple[str, int, int], Any]:
         return {}
 
+    def newly_engaged(self, days: int) -> bool:
+        """The event engages someone who had not engaged in the last ``days``: the set of
+        engaged stakeholders of that window grows."""
+        if not self.touch.engaged or self.before is None:
+            return False
+        last = self.before.last_engaged
+        return last is None or last <= self.now - days * DAY
+
     def points(self, days: int, offset: int = 0) -> float:
         """Account points over ``days`` whole days ending ``offset`` days before today."""
         key = ("points", days, offset)

@@ -102,11 +102,15 @@ def apply_event(
     ctx = Context(state, rules, state.high_water, detected_at, event, before, touch)
     _run(ctx, EVENT_RULES, outcome)
     _run(ctx, DEADLINE_RULES, outcome)
-    # conditions and the tier are judged per day and on every change they can see; a bare
-    # exposure on a day already judged changes neither (the hot path: most events are ads)
-    if touch.engaged or touch.public or isinstance(event, (RoleChange, AccountProfile)) or \
-            outcome.signals or day_of(ctx.now) != state.checked_day:
-        _run(ctx, CONDITION_RULES, outcome)
+    # conditions and the tier are judged on the first event of a day (and at each day
+    # boundary, advance_time) and on every event that can move them; the rest — most events:
+    # a view, an impression, one more reply from someone already engaged — skip them
+    new_day = day_of(ctx.now) != state.checked_day
+    for rule in CONDITION_RULES:
+        if new_day or rule.moved_by(ctx):
+            _run(ctx, (rule,), outcome)
+    if new_day or outcome.signals or isinstance(event, (RoleChange, AccountProfile)) or \
+            ctx.newly_engaged(rules.tiers.expansion_window_days):
         _finish(state, rules, ctx.now, detected_at, outcome)
     return state, outcome
 

@@ -9,6 +9,7 @@ and with signals on, the signals and state of its event too — in offset order 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -147,15 +148,24 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
         async for messages in cast(faust.Stream[bytes], stream).noack():  # one fetch: a list of messages
             batch = cast(list[Any], messages)
             tracker.received(batch)
-            stored = await pipeline.handle_input([_raw(m) for m in batch])
+            raws = [_raw(m) for m in batch]
+            decoded = pipeline.decode(raws)
             if signals is None:
+                await pipeline.store(raws, decoded)
                 tracker.finish(batch)
                 continue
-            unapplied = {_coordinates(m): m for m in batch}
-            accepted = [(a, unapplied.pop((a.source.topic, a.source.partition,
-                                           a.source.offset))) for a in stored.accepted]
-            tracker.finish(unapplied.values())  # refused: its dead letter is on the topic
-            await signals.handle(batch, accepted)
+            # rows go into ClickHouse while the engine runs; a message is acknowledged only
+            # once both are done with it
+            storing = asyncio.ensure_future(pipeline.store(raws, decoded))
+            refused = {_coordinates(m): m for m in batch}
+            accepted = [(a, refused.pop((a.source.topic, a.source.partition, a.source.offset)))
+                        for a in decoded.accepted]
+            try:
+                applied = await signals.handle(batch, accepted)
+            finally:
+                await storing
+            tracker.finish(refused.values())  # their dead letters are on the topic
+            tracker.finish(applied)
 
     @app.agent(dead_letter_topic, name="store-dead-letters")
     async def store_dead_letters(stream: faust.StreamT[bytes]) -> None:
@@ -241,12 +251,14 @@ class SignalAgentState:
         self.tracker = tracker
         self.metrics = metrics
 
-    async def handle(self, messages: list[Any], accepted: list[tuple[Any, Any]]) -> None:
+    async def handle(self, messages: list[Any], accepted: list[tuple[Any, Any]]) -> list[Any]:
+        """Returns the messages whose events are now applied (signals and state stored)."""
         for m in messages:
             self.table.last_message[m.partition] = m
             self.offsets[(m.topic, m.partition)] = m.offset
-        self.tracker.finish(await self.stage.handle(accepted))
+        applied = await self.stage.handle(accepted)
         self.metrics.held_events.set(self.stage.held())
+        return applied
 
 
 def _signal_stage(app: faust.App, settings: Settings, rules: Rules, writer: ClickHouseWriter,
@@ -277,6 +289,6 @@ def _signal_stage(app: faust.App, settings: Settings, rules: Rules, writer: Clic
     async def release_idle_partitions() -> None:
         """Without new messages the agent does not run; held events must still get out."""
         if state_table.stream is not None and stage.held():
-            await agent_state.handle([], [])
+            tracker.finish(await agent_state.handle([], []))
 
     return agent_state

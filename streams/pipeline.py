@@ -8,6 +8,7 @@ means the batch is read again, and the idempotent sink stores it once.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,15 +48,19 @@ class IngestPipeline:
     # next offset to store per (topic, partition): what the lag gauge measures against
     stored_through: dict[tuple[str, int], int] = field(default_factory=dict)
 
-    async def handle_input(self, messages: Sequence[RawMessage]) -> IngestBatch:
-        """Dead-letter the invalid, store the valid; returns both (decoded once, for signals)."""
+    def decode(self, messages: Sequence[RawMessage]) -> IngestBatch:
+        """Valid events and dead letters (each message decoded once, for rows and signals)."""
         batch = ingest(
             messages,
             max_bytes=self.settings.max_message_bytes,
             topic_for_type=self.settings.topics.for_type,
         )
-        for message in messages:
-            self.metrics.events_consumed.labels(message.topic).inc()
+        for topic, n in Counter(m.topic for m in messages).items():
+            self.metrics.events_consumed.labels(topic).inc(n)
+        return batch
+
+    async def store(self, messages: Sequence[RawMessage], batch: IngestBatch) -> None:
+        """Dead letters on their topic, valid events in ClickHouse."""
         if batch.rejected:
             # on the topic before the offsets are committed; stored by the dead-letter agent
             await asyncio.gather(
@@ -71,7 +76,6 @@ class IngestPipeline:
             for accepted in batch.accepted:
                 observe(max(0.0, (stored_at - accepted.event.occurred_at).total_seconds()))
         self._advance(messages)
-        return batch
 
     async def handle_dead_letters(self, messages: Sequence[RawMessage],
                                   headers: Sequence[list[tuple[str, bytes]]]) -> None:

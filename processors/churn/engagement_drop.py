@@ -7,6 +7,12 @@ from processors.context import Context
 from schemas.signals import Signal
 
 
+def moved_by(ctx: Context) -> bool:
+    """Points added today only raise the trailing window: an event never starts a drop.
+    Judged at each day boundary."""
+    return False
+
+
 def check(ctx: Context) -> Signal | None:
     r = ctx.rules.churn.engagement_drop
     last = ctx.points(30)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from processors.conditions import fire_on_entry
 from processors.context import Context
+from schemas.events import RoleChange
 from schemas.signals import Signal
+
+
+def moved_by(ctx: Context) -> bool:
+    """More engagement only ends it; the roster changes with role changes."""
+    return isinstance(ctx.event, RoleChange)
 
 
 def check(ctx: Context) -> Signal | None:

@@ -7,6 +7,10 @@ from processors.context import Context
 from schemas.signals import Signal
 
 
+def moved_by(ctx: Context) -> bool:
+    return ctx.touch.engaged
+
+
 def check(ctx: Context) -> Signal | None:
     r = ctx.rules.expansion.engagement_surge
     last = ctx.points(30)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from processors.conditions import fire_on_entry
 from processors.context import Context
+from schemas.events import RoleChange
 from schemas.signals import Signal
+
+
+def moved_by(ctx: Context) -> bool:
+    """Only someone newly engaged in the window, or a new function, can start it."""
+    return isinstance(ctx.event, RoleChange) or \
+        ctx.newly_engaged(ctx.rules.expansion.multi_threaded.window_days)
 
 
 def check(ctx: Context) -> Signal | None:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from processors.conditions import fire_on_entry
 from processors.context import Context
 from processors.state import DAY
+from schemas.events import AccountProfile, RoleChange
 from schemas.signals import Signal
+
+
+def moved_by(ctx: Context) -> bool:
+    """Someone newly engaged, a public act, or a change of who the champions are."""
+    return isinstance(ctx.event, (RoleChange, AccountProfile)) or ctx.touch.public or \
+        ctx.newly_engaged(ctx.rules.expansion.reference_candidate.window_days)
 
 
 def check(ctx: Context) -> Signal | None:

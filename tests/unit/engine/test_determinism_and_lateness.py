@@ -73,16 +73,16 @@ def test_a_condition_firing_twice_in_one_day_gives_two_distinct_signals() -> Non
     w.reply(0.25, "a")
     w.reply(10, "b")
     w.reply(30 + 1 / 24, "c")  # 3 engaged in 30 days, 3 functions: multi-threaded (01:00)
-    # a's engagement is now 30 days old; b's reply is judged and it stops holding (a bare
-    # impression would not be: conditions are judged on engagement and once a day)
-    w.reply(30.5, "b")
+    # a's engagement is now 30 days old; b's new title is judged and it stops holding (an
+    # event that cannot move the condition is not judged mid-day)
+    w.role(30.5, "b", "role_changed", function="financial")
     w.reply(30.75, "d")  # and holds again at 18:00
     fired = w.of("multi_threaded")
     assert [s.occurred_at for s in fired] == [at(30 + 1 / 24), at(30.75)]
     assert fired[0].signal_id != fired[1].signal_id
 
 
-def test_a_bare_impression_is_not_judged_for_conditions_on_a_day_already_judged() -> None:
+def test_an_event_that_cannot_move_a_condition_is_not_judged_on_a_day_already_judged() -> None:
     def world(bare_exposure: bool) -> World:
         w = World()
         w.profile(0)
@@ -95,14 +95,15 @@ def test_a_bare_impression_is_not_judged_for_conditions_on_a_day_already_judged(
         # by 12:00 a has dropped out of the 30 days
         if bare_exposure:
             w.impression(30.5, "b")
+            w.content(30.6, "b", "view")  # b engaged already: the engaged set does not grow
         else:
-            w.content(30.5, "b", "view")
+            w.role(30.5, "b", "role_changed", function="financial")
         w.reply(30.75, "d")  # b, c, d: it holds (again?)
         return w
 
-    # a bare exposure on a day already judged is not judged: the episode never ended
+    # neither is judged: the episode never ended
     assert [s.occurred_at for s in world(True).of("multi_threaded")] == [at(30 + 1 / 24)]
-    # an engagement is judged: the episode ends, and d starts a new one
+    # a role change is judged: the episode ends, and d starts a new one
     assert [s.occurred_at for s in world(False).of("multi_threaded")] == \
         [at(30 + 1 / 24), at(30.75)]
 
