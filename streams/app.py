@@ -121,8 +121,8 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
         producer_linger_ms=5,
         producer_max_batch_size=1024 * 1024,
     )
-    use_batch_consumer(app)
     topics = settings.topics
+    use_batch_consumer(app, {*topics.inputs, topics.dead_letters})
 
     def raw_topic(*names: str) -> faust.TopicT:
         # bytes in, bytes out: decoding is ours, so a bad message becomes a dead letter

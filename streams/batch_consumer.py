@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, AppT
@@ -26,6 +26,10 @@ PINNED_FAUST = "0.15.3"
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
+    #: topics delivered as batches; every other topic (a table's changelog, read by Faust's
+    #: recovery one event at a time) goes the stock way, message by message
+    batch_topics: frozenset[str] = frozenset()
+
     async def _drain_messages(self, fetcher: Any) -> None:  # the Fetcher service's loop
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
@@ -61,11 +65,15 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 return
             if active is not None and tp not in active and tp not in self._buffered_partitions:
                 continue
-            channels = tp_index.get(tp)
-            if not channels:
-                continue
             messages = await self._new_messages(tp, [to_message(tp, r) for r in recs])
             if not messages:
+                continue
+            if tp.topic not in self.batch_topics:
+                for m in messages:
+                    await self.callback(m)
+                continue
+            channels = tp_index.get(tp)
+            if not channels:
                 continue
             app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             for channel in channels:
@@ -99,7 +107,17 @@ class BatchConsumer(faust_aiokafka.Consumer):
 class BatchTransport(faust_aiokafka.Transport):
     Consumer = BatchConsumer
 
+    def __init__(self, url: Any, app: AppT, batch_topics: frozenset[str]) -> None:
+        super().__init__(url, app)
+        self.batch_topics = batch_topics
 
-def use_batch_consumer(app: AppT) -> None:
-    """Make ``app`` read with :class:`BatchConsumer` (before its consumer is first used)."""
-    app.transport = BatchTransport(app.conf.broker_consumer, app)
+    def create_consumer(self, callback: Any, **kwargs: Any) -> Any:
+        consumer = super().create_consumer(callback, **kwargs)
+        cast(BatchConsumer, consumer).batch_topics = self.batch_topics
+        return consumer
+
+
+def use_batch_consumer(app: AppT, topics: set[str]) -> None:
+    """Make ``app`` read ``topics`` with :class:`BatchConsumer` (before its consumer is first
+    used); the agents of those topics then receive lists of messages."""
+    app.transport = BatchTransport(app.conf.broker_consumer, app, frozenset(topics))
