@@ -129,9 +129,16 @@ def window_points(score_days: dict[int, float], today: int, days: int, offset: i
     """Points in the ``days`` whole days ending ``offset`` days before ``today`` (inclusive)."""
     last = today - offset
     first = last - days + 1
-    return sum(pts for day, pts in score_days.items() if first <= day <= last)
+    if len(score_days) <= days:
+        return sum(pts for day, pts in score_days.items() if first <= day <= last)
+    get = score_days.get
+    return sum(get(day, 0.0) for day in range(first, last + 1))
 
 
 def trim_days(score_days: dict[int, float], today: int, keep: int) -> None:
+    # days are mostly added in time order, so the first key is usually the oldest: nothing to
+    # trim when it is recent (a late event's older day is trimmed on a later pass)
+    if not score_days or next(iter(score_days)) > today - keep:
+        return
     for day in [d for d in score_days if d <= today - keep]:
         del score_days[day]
