@@ -38,29 +38,27 @@ class PartitionClock:
         return max(self.high.values()) if self.high else None
 
 
-@dataclass(order=True)
-class _Held(Generic[T]):
-    event_time: float
-    tiebreak: str
-    item: T = field(compare=False)
-
-
 class ReorderBuffer(Generic[T]):
     """Holds items until the watermark passes them; releases them in (time, id) order."""
 
     def __init__(self) -> None:
-        self._heap: list[_Held[T]] = []
+        # (event time, tiebreak, arrival number, item): tuples compare fast, and the arrival
+        # number keeps items themselves out of the comparison
+        self._heap: list[tuple[float, str, int, T]] = []
+        self._arrivals = 0
 
     def __len__(self) -> int:
         return len(self._heap)
 
     def push(self, event_time: float, tiebreak: str, item: T) -> None:
-        heapq.heappush(self._heap, _Held(event_time, tiebreak, item))
+        self._arrivals += 1
+        heapq.heappush(self._heap, (event_time, tiebreak, self._arrivals, item))
 
     def release(self, watermark: float) -> list[T]:
         out: list[T] = []
-        while self._heap and self._heap[0].event_time <= watermark:
-            out.append(heapq.heappop(self._heap).item)
+        heap = self._heap
+        while heap and heap[0][0] <= watermark:
+            out.append(heapq.heappop(heap)[3])
         return out
 
     def drain(self) -> list[T]:

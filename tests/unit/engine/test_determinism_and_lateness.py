@@ -266,3 +266,27 @@ def test_apply_event_on_a_fresh_account_starts_its_clock_at_the_first_event() ->
         "acct-9", event.occurred_at.timestamp(), event.occurred_at.timestamp())
     assert [s.type for s in outcome.signals] == ["new_stakeholder_engaged"]
     assert outcome.signals[0].occurred_at == event.occurred_at
+
+
+def test_to_dict_is_exactly_what_asdict_gives_for_a_state_using_every_field() -> None:
+    """to_dict is hand-written for speed: a field it forgets (or shares instead of copying)
+    would be lost from, or corrupt, the changelog."""
+    from dataclasses import asdict, fields
+
+    w = World()
+    w.profile(0, champion_ids=("a",), renewal_day=100)
+    w.join(0, "a")
+    w.join(0, "b", function="financial")
+    w.reply(1, "a")
+    w.content(2, "a", "share", public=True)
+    w.impression(3, "b")
+    w.role(40, "a", "left")
+    w.advance_to(95)
+    state = w.state
+    assert state is not None
+    d = state.to_dict()
+    assert d == asdict(state)
+    assert set(d) == {f.name for f in fields(state)}
+    d["score_days"][999] = 1.0  # a copy, not the live dict
+    d["stakeholders"]["a"]["score_days"][999] = 1.0
+    assert 999 not in state.score_days and 999 not in state.stakeholders["a"].score_days
