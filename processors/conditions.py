@@ -10,6 +10,8 @@ from typing import Any
 from processors.context import Context
 from schemas.signals import Severity, Signal
 
+FIRED_KEPT_PER_KIND = 3
+
 
 def already_fired(ctx: Context, kind: str, episode: str) -> bool:
     """Deadline signals fire once per episode (a silence, a gap, a renewal date)."""
@@ -17,7 +19,15 @@ def already_fired(ctx: Context, kind: str, episode: str) -> bool:
 
 
 def mark_fired(ctx: Context, kind: str, episode: str) -> None:
-    ctx.state.fired.append(f"{kind}:{episode}")
+    """Each deadline rule only ever asks about its current episode (the silence since the
+    last engagement, the gap since the last exposure, the next renewal), so the memory of a
+    kind is kept to its few latest episodes: the state does not grow for ever."""
+    fired = ctx.state.fired
+    prefix = f"{kind}:"
+    mine = [i for i, key in enumerate(fired) if key.startswith(prefix)]
+    for i in reversed(mine[:max(0, len(mine) - FIRED_KEPT_PER_KIND + 1)]):
+        del fired[i]
+    fired.append(f"{kind}:{episode}")
 
 
 def fire_on_entry(ctx: Context, kind: str, severity: Severity, holds: bool,

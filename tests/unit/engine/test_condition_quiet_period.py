@@ -37,3 +37,17 @@ def test_the_quiet_period_is_a_rule_with_a_default_of_21_days() -> None:
     assert DEFAULT_RULES.expansion.engagement_surge.quiet_after_days == 21
     rules = parse_rules("[churn.engagement_drop]\nquiet_after_days = 7\n")
     assert rules.churn.engagement_drop.quiet_after_days == 7
+
+
+def test_the_memory_of_fired_deadline_episodes_keeps_only_the_latest_few_per_kind() -> None:
+    from processors.conditions import FIRED_KEPT_PER_KIND, already_fired, mark_fired
+
+    state = AccountState("acme", START.timestamp(), START.timestamp())
+    ctx = Context(state, DEFAULT_RULES, at(1).timestamp(), DETECTED_AT)
+    for n in range(10):
+        mark_fired(ctx, "engagement_silence", str(n))
+        mark_fired(ctx, "continuity_gap", str(n))
+    assert len(state.fired) == 2 * FIRED_KEPT_PER_KIND
+    assert already_fired(ctx, "engagement_silence", "9")  # the current episode still counts
+    assert already_fired(ctx, "continuity_gap", "7")
+    assert not already_fired(ctx, "engagement_silence", "0")
