@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +52,31 @@ def load_rules(settings: Settings) -> Rules:
     return parse_rules(text, source=str(settings.rules))
 
 
+SHUTDOWN_GRACE_S = 45.0
+
+
+def exit_after(seconds: float) -> threading.Timer:
+    """A stop that does not finish in time ends the process (at-least-once makes this safe:
+    whatever was not committed is read again). Faust's shutdown can wait for ever on a broker
+    that went away first."""
+    def _exit() -> None:
+        print(f"radar worker: shutdown took longer than {seconds:g}s; exiting now",
+              file=sys.stderr, flush=True)
+        os._exit(1)
+
+    timer = threading.Timer(seconds, _exit)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def run_worker(settings: Settings) -> None:
     from faust import Worker
+
+    class RadarWorker(Worker):
+        def _schedule_shutdown(self, signal: Any) -> None:
+            exit_after(SHUTDOWN_GRACE_S)
+            super()._schedule_shutdown(signal)
 
     rules = load_rules(settings)  # a bad rules file stops the worker before it starts
     writer = ClickHouseWriter(settings.dsn)
@@ -63,7 +88,7 @@ def run_worker(settings: Settings) -> None:
     if state is not None:
         state.write_text(json.dumps({"pid": os.getpid(), "url": settings.web_url}))
     try:
-        worker = Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
+        worker = RadarWorker(app, loglevel=settings.log_level, redirect_stdouts=False)
         # the terminal spinner turns the root logger to DEBUG: every debug call of aiokafka
         # and Faust then builds a record, measured at ~18% of the event loop
         worker.spinner = None
