@@ -243,12 +243,10 @@ class SignalAgentState:
     """The signal stage, its account table and what it has received, per partition."""
 
     def __init__(self, stage: SignalStage, table: FaustStateTable,
-                 offsets: dict[tuple[str, int], int], tracker: AckTracker[Any],
-                 metrics: Metrics) -> None:
+                 offsets: dict[tuple[str, int], int], metrics: Metrics) -> None:
         self.stage = stage
         self.table = table
         self.offsets = offsets  # last offset received per input (topic, partition)
-        self.tracker = tracker
         self.metrics = metrics
 
     async def handle(self, messages: list[Any], accepted: list[tuple[Any, Any]]) -> list[Any]:
@@ -283,7 +281,7 @@ def _signal_stage(app: faust.App, settings: Settings, rules: Rules, writer: Clic
     offsets: dict[tuple[str, int], int] = {}
     stage = SignalStage(settings, rules, state_table, writer, metrics, send,
                         pending_topics=lambda p: pending_inputs(app, topics.inputs, p, offsets))
-    agent_state = SignalAgentState(stage, state_table, offsets, tracker, metrics)
+    agent_state = SignalAgentState(stage, state_table, offsets, metrics)
 
     @app.timer(1.0, name="signals-idle")  # type: ignore[untyped-decorator]
     async def release_idle_partitions() -> None:

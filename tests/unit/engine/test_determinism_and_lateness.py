@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 
 import pytest
 from world import World, at, ts
@@ -13,6 +14,7 @@ from processors.engine import apply_event
 from processors.rules import parse_rules
 from processors.state import AccountState, day_of
 from schemas.events import INPUT_EVENT
+from schemas.signals import Signal
 
 
 def history(w: World) -> World:
@@ -64,7 +66,9 @@ def test_signal_ids_are_unique_within_a_history() -> None:
     assert len({s.signal_id for s in signals}) == len(signals)
 
 
-def test_a_condition_firing_twice_in_one_day_gives_two_distinct_signals() -> None:
+def _multi_threaded_around_day_30(mid_day: Callable[[World], object]) -> list[Signal]:
+    """Multi-threaded holds from day 30, 01:00; by 12:00 a's engagement is 30 days old, then
+    ``mid_day`` happens, then d engages at 18:00 (b, c, d: it holds, again or still)."""
     w = World()
     w.profile(0)
     for sid, function in (("a", "commercial"), ("b", "financial"), ("c", "technical"),
@@ -73,39 +77,27 @@ def test_a_condition_firing_twice_in_one_day_gives_two_distinct_signals() -> Non
     w.reply(0.25, "a")
     w.reply(10, "b")
     w.reply(30 + 1 / 24, "c")  # 3 engaged in 30 days, 3 functions: multi-threaded (01:00)
-    # a's engagement is now 30 days old; b's new title is judged and it stops holding (an
-    # event that cannot move the condition is not judged mid-day)
-    w.role(30.5, "b", "role_changed", function="financial")
-    w.reply(30.75, "d")  # and holds again at 18:00
-    fired = w.of("multi_threaded")
+    mid_day(w)
+    w.reply(30.75, "d")
+    return w.of("multi_threaded")
+
+
+def test_a_condition_firing_twice_in_one_day_gives_two_distinct_signals() -> None:
+    # b's new title is judged (a role change can move the condition): it stops holding, and
+    # d's engagement starts a second episode the same day
+    fired = _multi_threaded_around_day_30(
+        lambda w: w.role(30.5, "b", "role_changed", function="financial"))
     assert [s.occurred_at for s in fired] == [at(30 + 1 / 24), at(30.75)]
     assert fired[0].signal_id != fired[1].signal_id
 
 
 def test_an_event_that_cannot_move_a_condition_is_not_judged_on_a_day_already_judged() -> None:
-    def world(bare_exposure: bool) -> World:
-        w = World()
-        w.profile(0)
-        for sid, function in (("a", "commercial"), ("b", "financial"), ("c", "technical"),
-                              ("d", "operations")):
-            w.join(0, sid, function=function)
-        w.reply(0.25, "a")
-        w.reply(10, "b")
-        w.reply(30 + 1 / 24, "c")  # multi-threaded holds from 01:00
-        # by 12:00 a has dropped out of the 30 days
-        if bare_exposure:
-            w.impression(30.5, "b")
-            w.content(30.6, "b", "view")  # b engaged already: the engaged set does not grow
-        else:
-            w.role(30.5, "b", "role_changed", function="financial")
-        w.reply(30.75, "d")  # b, c, d: it holds (again?)
-        return w
+    def bare(w: World) -> None:
+        w.impression(30.5, "b")
+        w.content(30.6, "b", "view")  # b engaged already: the engaged set does not grow
 
-    # neither is judged: the episode never ended
-    assert [s.occurred_at for s in world(True).of("multi_threaded")] == [at(30 + 1 / 24)]
-    # a role change is judged: the episode ends, and d starts a new one
-    assert [s.occurred_at for s in world(False).of("multi_threaded")] == \
-        [at(30 + 1 / 24), at(30.75)]
+    # neither is judged: the episode never ended, so d's engagement fires nothing new
+    assert [s.occurred_at for s in _multi_threaded_around_day_30(bare)] == [at(30 + 1 / 24)]
 
 
 def test_a_new_rules_version_gives_new_signal_ids_for_the_same_triggers() -> None:
