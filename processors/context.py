@@ -68,13 +68,18 @@ class Context:
         last = self.before.last_engaged
         return last is None or last <= self.now - days * DAY
 
-    def points(self, days: int, offset: int = 0) -> float:
-        """Account points over ``days`` whole days ending ``offset`` days before today."""
-        key = ("points", days, offset)
-        if key not in self._memo:
-            self._memo[key] = window_points(self.state.score_days, self.today, days, offset)
-        value: float = self._memo[key]
-        return value
+    def last_and_prior_30(self) -> tuple[float, float]:
+        """Account points over the trailing 30 days (today included) and the 30 before.
+
+        Everything but today's points is fixed for the day, so it is summed once per account
+        and day (``state.window_base``); surge is judged on every engagement.
+        """
+        s, today = self.state, self.today
+        base = s.window_base
+        if not base or base[0] != today:
+            base[:] = [today, window_points(s.score_days, today - 1, 29),
+                       window_points(s.score_days, today, 30, offset=30)]
+        return base[1] + s.score_days.get(today, 0.0), base[2]
 
     def engaged(self, days: int) -> list[str]:
         """Stakeholders on the roster who engaged in the last ``days`` (sorted)."""

@@ -212,6 +212,8 @@ def _update(state: AccountState, event: InputEvent, touch: Touch, t: float) -> N
         day = day_of(t)
         st.score_days[day] = st.score_days.get(day, 0.0) + touch.points
         state.score_days[day] = state.score_days.get(day, 0.0) + touch.points
+        if state.window_base and day < state.window_base[0]:
+            state.window_base.clear()  # a late event changed a day the memo had summed
         if _later(st.last_engaged, t):
             st.last_engaged, st.last_engaged_event = t, event.event_id
         if _later(state.last_engaged, t):

@@ -78,6 +78,9 @@ class AccountState:
     # the day conditions, tier and trimming were last judged: an event that changes neither
     # engagement nor roster nor profile, on a day already judged, skips them (the hot path)
     checked_day: int | None = None
+    # [day, points of the 29 days before it, points of the 30 days before those]: the fixed
+    # part of the drop/surge windows on that day (see Context.last_and_prior_30)
+    window_base: list[float] = field(default_factory=list)
     late_ignored: int = 0
     # ids of events applied within the allowed lateness: a redelivered event is not counted
     # twice (anything older is beyond the lateness and changes nothing anyway)
@@ -100,6 +103,7 @@ class AccountState:
         d["fired"] = list(self.fired)
         d["churn_history"] = [tuple(h) for h in self.churn_history]
         d["recent_ids"] = dict(self.recent_ids)
+        d["window_base"] = list(self.window_base)
         return d
 
     @classmethod
@@ -162,7 +166,7 @@ def trim_days(score_days: dict[int, float], today: int, keep: int) -> None:
 
 _CONTAINERS = frozenset({"profile_champions", "stakeholders", "score_days",
                          "recent_engagement_events", "departures", "active", "entries", "fired",
-                         "churn_history", "recent_ids"})
+                         "churn_history", "recent_ids", "window_base"})
 _ACCOUNT_SCALARS = tuple(f.name for f in fields(AccountState) if f.name not in _CONTAINERS)
 _STAKEHOLDER_SCALARS = tuple(f.name for f in fields(StakeholderState) if f.name != "score_days")
 _DEPARTURE_FIELDS = tuple(f.name for f in fields(ChampionDeparture))

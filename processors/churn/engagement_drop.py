@@ -15,8 +15,7 @@ def moved_by(ctx: Context) -> bool:
 
 def check(ctx: Context) -> Signal | None:
     r = ctx.rules.churn.engagement_drop
-    last = ctx.points(30)
-    prior = ctx.points(30, offset=30)
+    last, prior = ctx.last_and_prior_30()
     change = (last - prior) / prior * 100 if prior else 0.0
     holds = ctx.observed(60) and prior >= r.min_prior_points and change <= -r.drop_pct
     return fire_on_entry(ctx, "engagement_drop", "medium", holds, {

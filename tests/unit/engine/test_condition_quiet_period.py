@@ -51,3 +51,27 @@ def test_the_memory_of_fired_deadline_episodes_keeps_only_the_latest_few_per_kin
     assert already_fired(ctx, "engagement_silence", "9")  # the current episode still counts
     assert already_fired(ctx, "continuity_gap", "7")
     assert not already_fired(ctx, "engagement_silence", "0")
+
+
+def test_the_memoised_30_day_windows_equal_the_sums_they_stand_for_even_with_late_events() -> None:
+    import random
+
+    from world import World
+
+    from processors.state import window_points
+
+    rng = random.Random(3)
+    w = World()
+    w.profile(0)
+    day = 1.0
+    for _ in range(400):
+        day += rng.choice([0.0, 0.1, 0.3, 1.0, 2.5])
+        late = rng.random() < 0.15
+        at_day = max(1.0, day - rng.uniform(0.5, 6.5)) if late else day
+        w.reply(at_day, rng.choice("abc"), rng.choice(["reply", "positive_reply"]))
+        state = w.state
+        assert state is not None
+        ctx = Context(state, DEFAULT_RULES, state.high_water, DETECTED_AT)
+        today = ctx.today
+        assert ctx.last_and_prior_30() == (window_points(state.score_days, today, 30),
+                                           window_points(state.score_days, today, 30, 30))
