@@ -111,7 +111,7 @@ def apply_event(
             _run(ctx, (rule,), outcome)
     if new_day or outcome.signals or isinstance(event, (RoleChange, AccountProfile)) or \
             ctx.newly_engaged(rules.tiers.expansion_window_days):
-        _finish(state, rules, ctx.now, detected_at, outcome)
+        _finish(ctx, outcome)
     return state, outcome
 
 
@@ -125,7 +125,7 @@ def advance_time(
     _run(ctx, DEADLINE_RULES, outcome)
     _run(ctx, CONDITION_RULES, outcome)
     state.evaluated_day = day_of(at)
-    _finish(state, rules, at, detected_at, outcome)
+    _finish(ctx, outcome)
     return outcome
 
 
@@ -141,9 +141,11 @@ def _run(ctx: Context, rules: tuple[ModuleType, ...], outcome: Outcome) -> None:
                 break
 
 
-def _finish(state: AccountState, rules: Rules, now: float, detected_at: datetime,
-            outcome: Outcome) -> None:
-    tier, reasons = tier_of(state, now, rules)
+def _finish(ctx: Context, outcome: Outcome) -> None:
+    state, rules, now, detected_at = ctx.state, ctx.rules, ctx.now, ctx.detected_at
+    tier, reasons = tier_of(state, now, rules,
+                            engaged=ctx.engaged(rules.tiers.expansion_window_days),
+                            champions=ctx.champions)
     if tier != state.tier:
         outcome.tier_change = TierChange(
             account_id=state.account_id, tier=tier, previous_tier=state.tier,  # type: ignore[arg-type]

@@ -9,7 +9,11 @@ from schemas.signals import Tier
 SERIOUS = frozenset({"high", "critical"})
 
 
-def tier_of(state: AccountState, now: float, rules: Rules) -> tuple[Tier, list[str]]:
+def tier_of(state: AccountState, now: float, rules: Rules, *,
+            engaged: list[str] | None = None,
+            champions: set[str] | None = None) -> tuple[Tier, list[str]]:
+    """``engaged`` (in the expansion window) and ``champions`` may be handed in when the
+    caller has them already."""
     t = rules.tiers
     recent = sorted({kind for kind, severity, at in state.churn_history
                      if severity in SERIOUS and now - at <= t.at_risk_signal_days * DAY})
@@ -20,11 +24,15 @@ def tier_of(state: AccountState, now: float, rules: Rules) -> tuple[Tier, list[s
         reasons.append(f"no engagement for {silent_days:.0f} days")
     if reasons:
         return "at_risk", reasons
-    engaged = state.engaged_since(now - t.expansion_window_days * DAY)
-    champions = sorted(state.champions().intersection(engaged))
-    if len(engaged) >= t.expansion_min_engaged and champions:
+    if engaged is None:
+        engaged = state.engaged_since(now - t.expansion_window_days * DAY)
+    if len(engaged) < t.expansion_min_engaged:
+        return "stable", []
+    engaged_champions = sorted((state.champions() if champions is None else champions)
+                               .intersection(engaged))
+    if engaged_champions:
         return "expansion_ready", [
             f"{len(engaged)} stakeholders engaged in {t.expansion_window_days} days",
-            f"champion engaged: {', '.join(champions)}",
+            f"champion engaged: {', '.join(engaged_champions)}",
         ]
     return "stable", []
