@@ -78,7 +78,7 @@ class FaustStateTable:
 
 def pending_inputs(app: faust.App, inputs: list[str], partition: int,
                    seen: dict[tuple[str, int], int]) -> set[str]:
-    """Input topics of ``partition`` with messages the signal agent has not received yet."""
+    """Input topics of ``partition`` with messages the agent has not received yet."""
     pending = set()
     consumer = app.consumer
     assigned = consumer.assignment()

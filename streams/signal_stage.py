@@ -1,4 +1,4 @@
-"""The signal agent's work on a batch: order by event time, apply the engine, emit, store.
+"""The signal stage of the agent's batch: order by event time, apply the engine, emit, store.
 
 Per partition, events wait in a reorder buffer until the partition's watermark (the slowest
 input topic that still has messages) passes them, then go through the engine in event-time
