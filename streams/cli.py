@@ -102,13 +102,6 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     return run_demo(settings, world, sample=args.sample)
 
 
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="radar",
@@ -171,8 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_evaluate)
 
     demo = sub.add_parser("demo", help="the main job end to end on the embedded defaults")
-    demo.add_argument("--accounts", type=positive, default=200, help="accounts to simulate (200)")
-    demo.add_argument("--days", type=positive, default=365, help="days of history (365)")
+    demo.add_argument("--accounts", type=positive_int, default=200, help="accounts to simulate (200)")
+    demo.add_argument("--days", type=positive_int, default=365, help="days of history (365)")
     demo.add_argument("--seed", type=int, default=7, help="the world's seed (7)")
     demo.add_argument("--sample", default=None, metavar="FILE.jsonl",
                       help="stream this events file instead of a simulated world")
