@@ -91,17 +91,21 @@ def apply_event(
         state.late_ignored += 1
         outcome.late = True
         return state, outcome
-    if t > state.high_water:
+    if t > state.high_water and t >= state.deadline_due:
         # deadlines that passed before this event fire first, at their own time
-        _run(Context(state, rules, t, detected_at), DEADLINE_RULES, outcome)
+        _run_deadlines(Context(state, rules, t, detected_at), outcome)
     state.recent_ids[event.event_id] = t
     before = _before(state, event)
     touch = touch_of(event, rules.weights)
     _update(state, event, touch, t)
+    if touch.engaged or touch.exposed:
+        # a touch may begin a new silence or gap (the last one fired): due no sooner than this
+        state.deadline_due = min(state.deadline_due, t + _touch_floor(rules))
     state.high_water = max(state.high_water, t)
     ctx = Context(state, rules, state.high_water, detected_at, event, before, touch)
     _run(ctx, EVENT_RULES, outcome)
-    _run(ctx, DEADLINE_RULES, outcome)
+    if ctx.now >= state.deadline_due:
+        _run_deadlines(ctx, outcome)
     # conditions and the tier are judged on the first event of a day (and at each day
     # boundary, advance_time) and on every event that can move them; the rest — most events:
     # a view, an impression, one more reply from someone already engaged — skip them
@@ -122,7 +126,8 @@ def advance_time(
     outcome = Outcome()
     at = max(now, state.high_water)
     ctx = Context(state, rules, at, detected_at)
-    _run(ctx, DEADLINE_RULES, outcome)
+    if at >= state.deadline_due:
+        _run_deadlines(ctx, outcome)
     _run(ctx, CONDITION_RULES, outcome)
     state.evaluated_day = day_of(at)
     _finish(ctx, outcome)
@@ -139,6 +144,25 @@ def _run(ctx: Context, rules: tuple[ModuleType, ...], outcome: Outcome) -> None:
                     (signal.type, signal.severity, signal.occurred_at.timestamp()))
             if rule not in DEADLINE_RULES:
                 break
+
+
+def deadline_due(state: AccountState, rules: Rules) -> float:
+    """The earliest event time any deadline rule can fire at, as the state is now."""
+    due: float = min(rule.due(state, rules) for rule in DEADLINE_RULES)
+    return due
+
+
+def _touch_floor(rules: Rules) -> float:
+    return min(rules.churn.engagement_silence.days, rules.churn.continuity_gap.days) * DAY
+
+
+def _run_deadlines(ctx: Context, outcome: Outcome) -> None:
+    """Deadline rules are judged only from their earliest due time on: most events and day
+    sweeps come before it. Time passing cannot bring a due time forward; a change of the
+    state that can — a profile, a role change, a touch after a fired silence or gap — brings
+    it back (``apply_event``, ``_update``)."""
+    _run(ctx, DEADLINE_RULES, outcome)
+    ctx.state.deadline_due = deadline_due(ctx.state, ctx.rules)
 
 
 def _finish(ctx: Context, outcome: Outcome) -> None:
@@ -189,6 +213,8 @@ def _later(current: float | None, t: float) -> bool:
 
 
 def _update(state: AccountState, event: InputEvent, touch: Touch, t: float) -> None:
+    if isinstance(event, (AccountProfile, RoleChange)):
+        state.deadline_due = 0.0  # a new renewal date or tier, or a departure: judge again
     if isinstance(event, AccountProfile):
         if _later(state.profile_at, t):  # the latest snapshot wins
             state.profile_at = t

@@ -85,6 +85,9 @@ class AccountState:
     # ids of events applied within the allowed lateness: a redelivered event is not counted
     # twice (anything older is beyond the lateness and changes nothing anyway)
     recent_ids: dict[str, float] = field(default_factory=dict)
+    # not kept in the changelog (a cache, recomputed after a restart): the earliest event time
+    # any deadline rule can fire at, so events and sweeps before it skip those rules
+    deadline_due: float = field(default=0.0, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """What ``asdict`` gives, built directly (it runs for every changed account of every
@@ -167,6 +170,8 @@ def trim_days(score_days: dict[int, float], today: int, keep: int) -> None:
 _CONTAINERS = frozenset({"profile_champions", "stakeholders", "score_days",
                          "recent_engagement_events", "departures", "active", "entries", "fired",
                          "churn_history", "recent_ids", "window_base"})
-_ACCOUNT_SCALARS = tuple(f.name for f in fields(AccountState) if f.name not in _CONTAINERS)
+TRANSIENT = frozenset({"deadline_due"})
+_ACCOUNT_SCALARS = tuple(f.name for f in fields(AccountState)
+                         if f.name not in _CONTAINERS and f.name not in TRANSIENT)
 _STAKEHOLDER_SCALARS = tuple(f.name for f in fields(StakeholderState) if f.name != "score_days")
 _DEPARTURE_FIELDS = tuple(f.name for f in fields(ChampionDeparture))

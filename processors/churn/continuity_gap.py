@@ -5,8 +5,22 @@ from __future__ import annotations
 
 from processors.conditions import already_fired, mark_fired
 from processors.context import Context
-from processors.state import DAY
+from processors.rules import Rules
+from processors.state import DAY, AccountState
 from schemas.signals import Signal
+
+INF = float("inf")
+
+
+def due(s: AccountState, rules: Rules) -> float:
+    """The earliest event time ``check`` can fire at, until the state changes."""
+    r = rules.churn.continuity_gap
+    if s.tier_level not in r.tiers:
+        return INF
+    since = s.last_exposed if s.last_exposed is not None else s.first_seen
+    if f"continuity_gap:{since:.3f}" in s.fired:
+        return INF
+    return since + r.days * DAY
 
 
 def check(ctx: Context) -> Signal | None:

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from processors.conditions import already_fired, mark_fired
 from processors.context import Context
-from processors.state import DAY
+from processors.rules import Rules
+from processors.state import DAY, AccountState
 from schemas.signals import Signal
+
+INF = float("inf")
+
+
+def due(s: AccountState, rules: Rules) -> float:
+    """The earliest event time ``check`` can fire at, until the state changes."""
+    since = s.last_engaged if s.last_engaged is not None else s.first_seen
+    if f"engagement_silence:{since:.3f}" in s.fired:
+        return INF
+    return since + rules.churn.engagement_silence.days * DAY
 
 
 def check(ctx: Context) -> Signal | None:

@@ -7,8 +7,20 @@ from __future__ import annotations
 
 from processors.conditions import already_fired, mark_fired
 from processors.context import Context
-from processors.state import DAY
+from processors.rules import Rules
+from processors.state import DAY, AccountState, day_of
 from schemas.signals import Signal
+
+INF = float("inf")
+
+
+def due(s: AccountState, rules: Rules) -> float:
+    """The earliest event time ``check`` can fire at: the start of the renewal window, or
+    any time within it (its reasons change with time and events), until the state changes."""
+    if s.renewal_day is None or f"renewal_at_risk:{s.renewal_day}" in s.fired or \
+            day_of(s.high_water) > s.renewal_day:
+        return INF
+    return (s.renewal_day - rules.churn.renewal_at_risk.within_days) * DAY
 
 
 def check(ctx: Context) -> Signal | None:

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from processors.context import Context
-from processors.state import DAY
+from processors.rules import Rules
+from processors.state import DAY, AccountState
 from schemas.signals import Signal
+
+
+def due(s: AccountState, rules: Rules) -> float:
+    """The earliest event time ``check`` can fire at (or mark a departure checked at)."""
+    days = rules.churn.succession_overdue.days * DAY
+    return min((d.left_at + days for d in s.departures if not d.succession_checked),
+               default=float("inf"))
 
 
 def check(ctx: Context) -> Signal | None:
