@@ -7,9 +7,8 @@ deadline rules look at the state at ``ctx.now``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Any
 
 from processors.engagement import NO_TOUCH, Touch, figures
@@ -34,7 +33,7 @@ class Before:
     last_engaged: float | None
 
 
-@dataclass
+@dataclass(slots=True)
 class Context:
     state: AccountState
     rules: Rules
@@ -43,22 +42,27 @@ class Context:
     event: InputEvent | None = None
     before: Before | None = None
     touch: Touch = NO_TOUCH
+    event_time: float = 0.0  # the event's own time (``now`` is the account's high-water mark)
+    # figures worked out once per evaluation (a context lives for one event or one sweep)
+    _figures: dict[str, Any] | None = field(default=None, repr=False)
+    _champions: set[str] | None = field(default=None, repr=False)
+    _engaged: dict[int, list[str]] = field(default_factory=dict, repr=False)
 
     @property
     def today(self) -> int:
         return day_of(self.now)
 
-    @cached_property
+    @property
     def figures(self) -> dict[str, Any]:
-        return figures(self.state, self.now, self.rules)
+        if self._figures is None:
+            self._figures = figures(self.state, self.now, self.rules)
+        return self._figures
 
-    @cached_property
+    @property
     def champions(self) -> set[str]:
-        return self.state.champions()
-
-    @cached_property
-    def _memo(self) -> dict[tuple[str, int, int], Any]:
-        return {}
+        if self._champions is None:
+            self._champions = self.state.champions()
+        return self._champions
 
     def newly_engaged(self, days: int) -> bool:
         """The event engages someone who had not engaged in the last ``days``: the set of
@@ -77,16 +81,26 @@ class Context:
         s, today = self.state, self.today
         base = s.window_base
         if not base or base[0] != today:
-            base[:] = [today, window_points(s.score_days, today - 1, 29),
-                       window_points(s.score_days, today, 30, offset=30)]
+            days = s.score_days
+            if base and base[0] == today - 1:
+                # a day on: one day enters each window and one leaves. Exact while every
+                # figure is a whole number (the default weights); else summed afresh
+                get = days.get
+                enter, move, leave = get(today - 1, 0.0), get(today - 30, 0.0), \
+                    get(today - 60, 0.0)
+                last, prior = base[1], base[2]
+                if last % 1 == prior % 1 == enter % 1 == move % 1 == leave % 1 == 0:
+                    base[:] = [today, last + enter - move, prior + move - leave]
+                    return base[1] + get(today, 0.0), base[2]
+            base[:] = [today, window_points(days, today - 1, 29),
+                       window_points(days, today, 30, offset=30)]
         return base[1] + s.score_days.get(today, 0.0), base[2]
 
     def engaged(self, days: int) -> list[str]:
         """Stakeholders on the roster who engaged in the last ``days`` (sorted)."""
-        key = ("engaged", days, 0)
-        if key not in self._memo:
-            self._memo[key] = self.state.engaged_since(self.now - days * DAY)
-        value: list[str] = self._memo[key]
+        value = self._engaged.get(days)
+        if value is None:
+            value = self._engaged[days] = self.state.engaged_since(self.now - days * DAY)
         return value
 
     def observed(self, days: float) -> bool:

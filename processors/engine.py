@@ -77,9 +77,12 @@ def new_account(account_id: str, event_time: float) -> AccountState:
 
 
 def apply_event(
-    state: AccountState | None, event: InputEvent, rules: Rules, detected_at: datetime
+    state: AccountState | None, event: InputEvent, rules: Rules, detected_at: datetime,
+    t: float | None = None,
 ) -> tuple[AccountState, Outcome]:
-    t = event.occurred_at.timestamp()
+    """``t``: the event's time as a timestamp, when the caller has it already."""
+    if t is None:
+        t = event.occurred_at.timestamp()
     if state is None:
         state = new_account(event.account_id, t)
     outcome = Outcome()
@@ -102,7 +105,7 @@ def apply_event(
         # a touch may begin a new silence or gap (the last one fired): due no sooner than this
         state.deadline_due = min(state.deadline_due, t + _touch_floor(rules))
     state.high_water = max(state.high_water, t)
-    ctx = Context(state, rules, state.high_water, detected_at, event, before, touch)
+    ctx = Context(state, rules, state.high_water, detected_at, event, before, touch, t)
     _run(ctx, EVENT_RULES, outcome)
     if ctx.now >= state.deadline_due:
         _run_deadlines(ctx, outcome)
@@ -180,11 +183,13 @@ def _finish(ctx: Context, outcome: Outcome) -> None:
     today = day_of(now)
     if today == state.checked_day:
         return
-    # once a day: what has fallen out of every window is dropped
+    # once a day: what has fallen out of every window is dropped (every stakeholder's days
+    # once a week: they only take room, windows are summed by date)
     state.checked_day = today
     trim_days(state.score_days, today, SCORE_DAYS_KEPT)
-    for st in state.stakeholders.values():
-        trim_days(st.score_days, today, SCORE_DAYS_KEPT)
+    if today % 7 == 0:
+        for st in state.stakeholders.values():
+            trim_days(st.score_days, today, SCORE_DAYS_KEPT)
     horizon = now - CHURN_HISTORY_DAYS * DAY
     state.churn_history = [h for h in state.churn_history if h[2] >= horizon]
     oldest = state.high_water - (rules.engagement.allowed_lateness_days + 1) * DAY

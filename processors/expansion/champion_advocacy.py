@@ -17,5 +17,5 @@ def check(ctx: Context) -> Signal | None:
         "champion_advocacy", "medium", e.event_id,
         {"action": e.action, "content_id": e.content_id, "topic": e.topic,
          "figures": ctx.figures},
-        stakeholder_id=e.stakeholder_id, occurred_at=e.occurred_at.timestamp(),
+        stakeholder_id=e.stakeholder_id, occurred_at=ctx.event_time,
     )

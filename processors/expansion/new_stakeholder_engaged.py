@@ -11,12 +11,14 @@ from schemas.signals import Signal
 def check(ctx: Context) -> Signal | None:
     b = ctx.before
     e = ctx.event
-    found = ctx.stakeholder()
-    if e is None or b is None or found is None or not ctx.touch.engaged:
+    if e is None or b is None or not ctx.touch.engaged:
         return None
     r = ctx.rules.expansion.new_stakeholder_engaged
-    event_time = e.occurred_at.timestamp()
+    event_time = ctx.event_time
     if b.last_engaged is not None and event_time - b.last_engaged < r.quiet_days * DAY:
+        return None
+    found = ctx.stakeholder()
+    if found is None:
         return None
     sid, st = found
     high = st.function in r.high_functions or st.seniority in r.high_seniorities

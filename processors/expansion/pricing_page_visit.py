@@ -14,5 +14,5 @@ def check(ctx: Context) -> Signal | None:
     return ctx.signal(
         "pricing_page_visit", "high", e.event_id,
         {"content_id": e.content_id, "figures": ctx.figures},
-        stakeholder_id=e.stakeholder_id, occurred_at=e.occurred_at.timestamp(),
+        stakeholder_id=e.stakeholder_id, occurred_at=ctx.event_time,
     )
