@@ -105,6 +105,15 @@ def apply_event(
         # a touch may begin a new silence or gap (the last one fired): due no sooner than this
         state.deadline_due = min(state.deadline_due, t + _touch_floor(rules))
     state.high_water = max(state.high_water, t)
+    if not touch.engaged and not touch.public and not outcome.signals and \
+            day_of(state.high_water) == state.checked_day and \
+            state.high_water < state.deadline_due and \
+            not isinstance(event, (RoleChange, AccountProfile)) and \
+            not any(rule.fires_on(event, touch) for rule in EVENT_RULES):
+        # exposure only (most events: an ad impression), on a day already judged, before any
+        # deadline: no rule can fire and no condition or tier can move (see the rule modules'
+        # ``fires_on`` and ``moved_by``)
+        return state, outcome
     ctx = Context(state, rules, state.high_water, detected_at, event, before, touch, t)
     _run(ctx, EVENT_RULES, outcome)
     if ctx.now >= state.deadline_due:

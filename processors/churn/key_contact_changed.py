@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from processors.context import Context
-from schemas.events import RoleChange
+from processors.engagement import Touch
+from schemas.events import InputEvent, RoleChange
 from schemas.signals import Signal
 
 KEY_ROLES = frozenset({"champion", "economic_buyer"})
+
+
+def fires_on(event: InputEvent, touch: Touch) -> bool:
+    """Whether ``check`` can fire on this event at all (the engine skips it otherwise)."""
+    return isinstance(event, RoleChange)
 
 
 def check(ctx: Context) -> Signal | None:

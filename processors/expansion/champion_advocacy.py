@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from processors.context import Context
-from schemas.events import ContentInteraction
+from processors.engagement import Touch
+from schemas.events import ContentInteraction, InputEvent
 from schemas.signals import Signal
+
+
+def fires_on(event: InputEvent, touch: Touch) -> bool:
+    """Whether ``check`` can fire on this event at all (the engine skips it otherwise)."""
+    return touch.public
 
 
 def check(ctx: Context) -> Signal | None:

@@ -4,8 +4,15 @@ High when they hold budget or operations, or sit at c-level / VP."""
 from __future__ import annotations
 
 from processors.context import Context
+from processors.engagement import Touch
 from processors.state import DAY
+from schemas.events import InputEvent
 from schemas.signals import Signal
+
+
+def fires_on(event: InputEvent, touch: Touch) -> bool:
+    """Whether ``check`` can fire on this event at all (the engine skips it otherwise)."""
+    return touch.engaged
 
 
 def check(ctx: Context) -> Signal | None:

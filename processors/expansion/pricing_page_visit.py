@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from processors.context import Context
-from schemas.events import ContentInteraction
+from processors.engagement import Touch
+from schemas.events import ContentInteraction, InputEvent
 from schemas.signals import Signal
+
+
+def fires_on(event: InputEvent, touch: Touch) -> bool:
+    """Whether ``check`` can fire on this event at all (whatever its weight)."""
+    return isinstance(event, ContentInteraction) and event.action == "pricing_page_visit"
 
 
 def check(ctx: Context) -> Signal | None:
