@@ -53,3 +53,20 @@ def test_single_threaded_starts_when_a_role_change_thins_the_engaged_set_mid_day
     assert w.of("single_threaded") == []
     w.role(95.5, "a", "left", function="commercial")  # a leaves: b is the only thread left
     assert [s.occurred_at for s in w.of("single_threaded")] == [at(95.5)]
+
+
+def test_exposure_only_events_fire_nothing_but_a_pricing_visit_fires_even_at_zero_points() -> None:
+    """Events that only expose (an impression) skip the rules mid-day; a rule that fires on
+    the event itself whatever its weight (pricing_page_visit) is still judged."""
+    from processors.rules import parse_rules
+
+    w = committee()
+    w.rules = parse_rules("[weights]\npricing_page_visit = 0\n")
+    w.reply(5.1, "a")
+    before = len(w.signals)
+    for i in range(5):
+        w.impression(5.2 + i / 100, "b")
+    assert len(w.signals) == before
+    w.content(5.6, "c", "pricing_page_visit")
+    assert [s.occurred_at for s in w.of("pricing_page_visit")] == [at(5.6)]
+    assert w.state is not None and w.state.stakeholders["c"].last_engaged is None
