@@ -30,6 +30,15 @@ def mark_fired(ctx: Context, kind: str, episode: str) -> None:
     fired.append(f"{kind}:{episode}")
 
 
+def entering(ctx: Context, kind: str, holds: bool) -> bool:
+    """Whether the condition holds and was not holding before: only then can it fire, and
+    only then is its evidence worth building. A condition that no longer holds is cleared."""
+    if not holds:
+        ctx.state.active.pop(kind, None)
+        return False
+    return kind not in ctx.state.active
+
+
 def fire_on_entry(ctx: Context, kind: str, severity: Severity, holds: bool,
                   evidence: dict[str, Any], quiet_after_days: int = 0) -> Signal | None:
     """``quiet_after_days``: an entry this soon after the last one that fired is the same

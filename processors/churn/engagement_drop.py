@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from processors.conditions import fire_on_entry
+from processors.conditions import entering, fire_on_entry
 from processors.context import Context
 from schemas.signals import Signal
 
@@ -18,6 +18,8 @@ def check(ctx: Context) -> Signal | None:
     last, prior = ctx.last_and_prior_30()
     change = (last - prior) / prior * 100 if prior else 0.0
     holds = ctx.observed(60) and prior >= r.min_prior_points and change <= -r.drop_pct
+    if not entering(ctx, "engagement_drop", holds):
+        return None
     return fire_on_entry(ctx, "engagement_drop", "medium", holds, {
         "score_30d": last, "score_prior_30d": prior, "change_pct": round(change, 2),
         "threshold_drop_pct": r.drop_pct, "min_prior_points": r.min_prior_points},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from processors.conditions import fire_on_entry
+from processors.conditions import entering, fire_on_entry
 from processors.context import Context
 from schemas.events import RoleChange
 from schemas.signals import Signal
@@ -20,6 +20,8 @@ def check(ctx: Context) -> Signal | None:
     functions = sorted({f for s in engaged
                         if (f := ctx.state.stakeholders[s].function) is not None})
     holds = len(engaged) >= r.min_stakeholders and len(functions) >= r.min_functions
+    if not entering(ctx, "multi_threaded", holds):
+        return None
     return fire_on_entry(ctx, "multi_threaded", "low", holds, {
         "engaged_stakeholders": engaged, "functions": functions, "window_days": r.window_days,
         "threshold_min_stakeholders": r.min_stakeholders,

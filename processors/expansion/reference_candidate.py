@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from processors.conditions import fire_on_entry
+from processors.conditions import entering, fire_on_entry
 from processors.context import Context
 from processors.state import DAY
 from schemas.events import AccountProfile, RoleChange
@@ -23,6 +23,8 @@ def check(ctx: Context) -> Signal | None:
     public_champions = sorted(c for c in ctx.champions if c in s.stakeholders and (
         (p := s.stakeholders[c].last_public) is not None and p > public_since))
     holds = len(engaged) >= r.min_engaged and bool(public_champions)
+    if not entering(ctx, "reference_candidate", holds):
+        return None
     return fire_on_entry(ctx, "reference_candidate", "medium", holds, {
         "engaged_stakeholders": engaged, "public_champions": public_champions,
         "window_days": r.window_days, "threshold_min_engaged": r.min_engaged,
