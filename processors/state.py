@@ -159,12 +159,14 @@ def window_points(score_days: dict[int, float], today: int, days: int, offset: i
 
 
 def trim_days(score_days: dict[int, float], today: int, keep: int) -> None:
-    # days are mostly added in time order, so the first key is usually the oldest: nothing to
-    # trim when it is recent (a late event's older day is trimmed on a later pass)
-    if not score_days or next(iter(score_days)) > today - keep:
-        return
-    for day in [d for d in score_days if d <= today - keep]:
-        del score_days[day]
+    # days are mostly added in time order, so the oldest are at the front: they are dropped
+    # from there (a late event's older day, further back, once the days before it are gone)
+    cutoff = today - keep
+    while score_days:
+        first = next(iter(score_days))
+        if first > cutoff:
+            return
+        del score_days[first]
 
 
 _CONTAINERS = frozenset({"profile_champions", "stakeholders", "score_days",
