@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 from processors.ingest import AcceptedEvent
@@ -99,6 +100,36 @@ def event_row(accepted: AcceptedEvent, ingested_at: datetime) -> list[Any]:
                e.account_id, "" if isinstance(e, AccountProfile) else e.stakeholder_id)
     row[-4:] = (src.topic, src.partition, src.offset, ingested_at)
     return row
+
+
+def ingested_at_text(at: datetime) -> bytes:
+    """``at`` as ISO-8601 UTC with milliseconds (truncated, as DateTime64(3) stores it).
+
+    Computed once per batch for :func:`event_json_line`."""
+    at = at.astimezone(UTC)
+    return f"{at:%Y-%m-%dT%H:%M:%S}.{at.microsecond // 1000:03d}Z".encode()
+
+
+@lru_cache(maxsize=1024)
+def _json_string(text: str) -> bytes:
+    """``text`` as a JSON string literal; a topic name is escaped once, not once per row."""
+    return json.dumps(text).encode()
+
+
+def event_json_line(accepted: AcceptedEvent, ingested_at: bytes) -> bytes:
+    """One JSONEachRow line for the ``events`` table: the event as pydantic serialises it, plus
+    the source columns. ``ingested_at`` comes from :func:`ingested_at_text`.
+
+    The model's own serialiser (what ``model_dump_json`` runs, in Rust) writes exactly the model's
+    fields; ClickHouse parses the line in C++ without the GIL, and fills the columns of the other
+    event types with their defaults ('' / false / NULL / []), which are the values of _EMPTY.
+    """
+    e = accepted.event
+    src = accepted.source
+    # to_json returns the bytes model_dump_json would decode to str: no decode and re-encode
+    body = e.__pydantic_serializer__.to_json(e)
+    return b'%s,"source_topic":%s,"source_partition":%d,"source_offset":%d,"ingested_at":"%s"}' % (
+        body[:-1], _json_string(src.topic), src.partition, src.offset, ingested_at)
 
 
 def dead_letter_row(dl: DeadLetter, failed_at: datetime, stored_at: datetime) -> list[Any]:

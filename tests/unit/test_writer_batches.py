@@ -6,6 +6,8 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+from processors.ingest import AcceptedEvent, RawMessage
+from schemas.events import AdImpression
 from schemas.signals import Signal
 from sinks.clickhouse import PREFILTER_SLICE, ClickHouseWriter
 
@@ -34,3 +36,32 @@ def test_a_batch_larger_than_one_query_can_name_is_stored_once(tmp_path: Path) -
     assert (first.written, first.attempts) == (n, 1)
     assert again.written == 0  # a redelivered batch: every id already stored
     assert rows == [(n, n)]
+
+
+def events(first: int, last: int) -> list[AcceptedEvent]:
+    """Events ``first``..``last - 1``; event i sits at offset i, as Kafka would redeliver it."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    return [AcceptedEvent(
+        AdImpression(event_id=f"evt-{i:06d}", type="ad_impression", schema_version=1,
+                     occurred_at=at, account_id=f"acct-{i % 50}", stakeholder_id=f"p-{i}",
+                     campaign_id="camp", creative_id="cr", channel="linkedin"),
+        RawMessage("radar.ad-impressions", 0, i, None, b"")) for i in range(first, last)]
+
+
+def test_redelivered_events_in_a_later_batch_are_not_stored_again(tmp_path: Path) -> None:
+    """After a restart Kafka redelivers from the last commit, cut into other batches: the
+    events already stored are skipped (across several prefilter slices), the new ones stored."""
+    n = PREFILTER_SLICE * 2 + 3
+    writer = ClickHouseWriter(f"chdb://{tmp_path / 'db'}", retry_initial=0.01, retry_max=0.01)
+    writer.open_blocking()
+    try:
+        first = asyncio.run(asyncio.wait_for(writer.write_events(events(0, n)), 60))
+        later = asyncio.run(asyncio.wait_for(
+            writer.write_events(events(n - PREFILTER_SLICE - 5, n + 10)), 60))
+        _, rows = asyncio.run(writer.query_read_only("SELECT count(), uniqExact(event_id) "
+                                                     "FROM events"))
+    finally:
+        writer.close_blocking()
+    assert (first.written, first.attempts) == (n, 1)
+    assert (later.offered, later.written) == (PREFILTER_SLICE + 15, 10)
+    assert rows == [(n + 10, n + 10)]
