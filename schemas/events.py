@@ -102,7 +102,8 @@ class AccountProfile(_Envelope):
     name: Name
     sector: Name
     tier: Annotated[Literal[1, 2, 3], JsonInt]
-    renewal_date: date
+    # the range of ClickHouse's Date: a date outside it could not be stored as sent
+    renewal_date: Annotated[date, Field(ge=date(1970, 1, 1), le=date(2149, 6, 6))]
     arr: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     champion_ids: Annotated[list[Id], Field(max_length=1000)] = Field(default_factory=list)
 

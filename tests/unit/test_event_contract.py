@@ -498,6 +498,16 @@ def test_an_enum_field_outside_its_values_is_refused(
             id="renewal_date-not-iso",
         ),
         pytest.param(
+            "account_profile", "renewal_date", "1969-12-31",
+            "renewal_date: Input should be greater than or equal to 1970-01-01",
+            id="renewal_date-before-clickhouse-date",
+        ),
+        pytest.param(
+            "account_profile", "renewal_date", "2149-06-07",
+            "renewal_date: Input should be less than or equal to 2149-06-06",
+            id="renewal_date-after-clickhouse-date",
+        ),
+        pytest.param(
             "account_profile", "champion_ids", "person-1",
             "champion_ids: Input should be a valid array", id="champion_ids-not-a-list",
         ),
