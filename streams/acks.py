@@ -20,27 +20,30 @@ class AckTracker(Generic[M]):
         self.partition_of = partition_of
         self.ack = ack
         self.queues: dict[Hashable, deque[M]] = {}
+        self.queued: set[int] = set()  # id() of messages received, not yet acknowledged
         self.finished: set[int] = set()  # id() of finished messages not yet acknowledged
 
     def received(self, messages: Iterable[M]) -> None:
         for m in messages:
             self.queues.setdefault(self.partition_of(m), deque()).append(m)
+            self.queued.add(id(m))
 
     def finish(self, messages: Iterable[M]) -> int:
         """Mark messages finished; acknowledge every contiguous finished prefix. Returns how
         many were acknowledged."""
         touched = set()
         for m in messages:
-            partition = self.partition_of(m)
-            if partition in self.queues:  # else revoked: nothing more to acknowledge there
+            # a message of a revoked partition (finished late) is not ours to acknowledge
+            if id(m) in self.queued:
                 self.finished.add(id(m))
-                touched.add(partition)
+                touched.add(self.partition_of(m))
         acked = 0
         for partition in touched:
             queue = self.queues.get(partition)
             while queue and id(queue[0]) in self.finished:
                 m = queue.popleft()
                 self.finished.discard(id(m))
+                self.queued.discard(id(m))
                 self.ack(m)
                 acked += 1
         return acked
@@ -53,3 +56,4 @@ class AckTracker(Generic[M]):
         for partition in partitions:
             for m in self.queues.pop(partition, ()):
                 self.finished.discard(id(m))
+                self.queued.discard(id(m))

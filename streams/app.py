@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -34,6 +35,9 @@ from streams.signal_stage import SignalStage
 
 log = logging.getLogger(__name__)
 LAG_INTERVAL_S = 5.0
+# batches applied whose writes are still in flight: the engine runs ahead of ClickHouse by this
+# many batches at most
+MAX_BATCHES_IN_FLIGHT = 2
 
 
 def _raw(m: Any) -> RawMessage:
@@ -133,7 +137,9 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
     dead_letter_topic = raw_topic(topics.dead_letters)
     async def send_dead_letter(key: bytes | None, value: bytes,
                                headers: list[tuple[str, bytes]]) -> Any:
-        delivery = await dead_letter_topic.send(key=key, value=value, headers=headers)
+        # force: sent now, not attached to the current event (Faust would hold it back until
+        # that message's offset is committed, and the commit waits for this very delivery)
+        delivery = await dead_letter_topic.send(key=key, value=value, headers=headers, force=True)
         return await delivery
 
     pipeline = IngestPipeline(settings, writer, metrics, send_dead_letter)
@@ -141,10 +147,20 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
     signals = _signal_stage(app, settings, rules, writer, metrics, raw_topic, tracker) \
         if settings.signals else None
 
+    async def finish_when_stored(storing: asyncio.Future[None],
+                                 applying: asyncio.Future[list[Any]], refused: list[Any]) -> None:
+        try:
+            applied = await applying
+        finally:
+            await storing
+        tracker.finish(refused)  # their dead letters are on the topic
+        tracker.finish(applied)
+
     @app.agent(input_topic, name="radar")
     async def process_inputs(stream: faust.StreamT[bytes]) -> None:
         if signals is not None:
             signals.table.stream = stream
+        in_flight: deque[asyncio.Future[None]] = deque()
         async for messages in cast(faust.Stream[bytes], stream).noack():  # one fetch: a list of messages
             batch = cast(list[Any], messages)
             tracker.received(batch)
@@ -154,18 +170,23 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
                 await pipeline.store(raws, decoded)
                 tracker.finish(batch)
                 continue
-            # rows go into ClickHouse while the engine runs; a message is acknowledged only
-            # once both are done with it
+            # rows go into ClickHouse while the engine runs, and the batch's signals and states
+            # are written while the next batch is applied; a message is acknowledged only once
+            # all of that is done with it
             storing = asyncio.ensure_future(pipeline.store(raws, decoded))
             refused = {_coordinates(m): m for m in batch}
             accepted = [(a, refused.pop((a.source.topic, a.source.partition, a.source.offset)))
                         for a in decoded.accepted]
             try:
-                applied = await signals.handle(batch, accepted)
-            finally:
+                applying = await signals.handle(batch, accepted)
+            except BaseException:
                 await storing
-            tracker.finish(refused.values())  # their dead letters are on the topic
-            tracker.finish(applied)
+                raise
+            in_flight.append(asyncio.ensure_future(
+                finish_when_stored(storing, applying, list(refused.values()))))
+            # a failed write stops the agent here, as it would have without the overlap
+            while in_flight and (len(in_flight) > MAX_BATCHES_IN_FLIGHT or in_flight[0].done()):
+                await in_flight.popleft()
 
     @app.agent(dead_letter_topic, name="store-dead-letters")
     async def store_dead_letters(stream: faust.StreamT[bytes]) -> None:
@@ -249,14 +270,16 @@ class SignalAgentState:
         self.offsets = offsets  # last offset received per input (topic, partition)
         self.metrics = metrics
 
-    async def handle(self, messages: list[Any], accepted: list[tuple[Any, Any]]) -> list[Any]:
-        """Returns the messages whose events are now applied (signals and state stored)."""
+    async def handle(self, messages: list[Any], accepted: list[tuple[Any, Any]]
+                     ) -> asyncio.Future[list[Any]]:
+        """Applies the batch; returns what resolves to the messages whose events are applied
+        and stored (signals and state)."""
         for m in messages:
             self.table.last_message[m.partition] = m
             self.offsets[(m.topic, m.partition)] = m.offset
-        applied = await self.stage.handle(accepted)
+        applying = await self.stage.handle(accepted)
         self.metrics.held_events.set(self.stage.held())
-        return applied
+        return applying
 
 
 def _signal_stage(app: faust.App, settings: Settings, rules: Rules, writer: ClickHouseWriter,
@@ -268,7 +291,7 @@ def _signal_stage(app: faust.App, settings: Settings, rules: Rules, writer: Clic
                                                    topics.account_tiers)}
 
     async def send(topic: str, key: bytes | None, value: bytes) -> Any:
-        delivery = await outputs[topic].send(key=key, value=value)
+        delivery = await outputs[topic].send(key=key, value=value, force=True)  # see above
         return await delivery
 
     accounts_table = app.Table(
@@ -287,6 +310,6 @@ def _signal_stage(app: faust.App, settings: Settings, rules: Rules, writer: Clic
     async def release_idle_partitions() -> None:
         """Without new messages the agent does not run; held events must still get out."""
         if state_table.stream is not None and stage.held():
-            tracker.finish(await agent_state.handle([], []))
+            tracker.finish(await (await agent_state.handle([], [])))
 
     return agent_state

@@ -8,6 +8,9 @@ time-based signals (silence, continuity gap, succession, renewal) on the right d
 
 Messages are acknowledged only after their effects are emitted and stored; the engine skips
 events it has already applied (a redelivery), so at-least-once delivery counts each once.
+Emitting and storing run behind the engine: while one batch's signals and states are written,
+the next batch is already applied (from snapshots taken when its batch was applied, and in
+batch order, so a stored state never runs ahead of its signals).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -55,6 +58,7 @@ IDLE_RELEASE_S = 30.0
 @dataclass
 class Held:
     event: InputEvent
+    t: float  # the event's time as a timestamp
     token: Any  # what the agent needs to acknowledge the message
     produced_at: float | None  # message timestamp (producer clock), for alert latency
 
@@ -94,6 +98,7 @@ class SignalStage:
         self.members: dict[int, set[str]] = {}  # partition -> accounts
         self.loaded_partitions: set[int] = set()
         self.lock = asyncio.Lock()  # the agent and the idle timer both run batches
+        self.persisting: asyncio.Future[list[Any]] | None = None  # the latest batch's writes
         self.progress_at: dict[int, float] = {}  # partition -> monotonic time of last release
         self.idle_release_s = IDLE_RELEASE_S
 
@@ -125,7 +130,7 @@ class SignalStage:
             self.clocks.setdefault(raw.partition, PartitionClock()).observe(raw.topic, t)
             produced = raw.timestamp.timestamp() if raw.timestamp else None
             self.buffers.setdefault(raw.partition, ReorderBuffer()).push(
-                t, event.event_id, Held(event, token, produced))
+                t, event.event_id, Held(event, t, token, produced))
 
     def step(self) -> tuple[BatchResult, dict[str, tuple[int, AccountState]]]:
         """Release what the watermarks allow, apply it, sweep new days. Pure CPU, no I/O."""
@@ -157,9 +162,9 @@ class SignalStage:
                 e = held.event
                 # days the stream moved past before this event are swept first, so time-based
                 # signals fire on their own day, as in a day-by-day replay
-                self._sweep(partition, e.occurred_at.timestamp(), detected_at, result, dirty)
+                self._sweep(partition, held.t, detected_at, result, dirty)
                 state, outcome = apply_event(self._state(e.account_id), e, self.rules,
-                                             detected_at)
+                                             detected_at, held.t)
                 self.cache[e.account_id] = state
                 self.members.setdefault(partition, set()).add(e.account_id)
                 dirty[e.account_id] = (partition, state)
@@ -207,32 +212,51 @@ class SignalStage:
         if outcome.tier_change is not None:
             result.tier_changes.append(outcome.tier_change)
 
-    async def handle(self, accepted: Sequence[tuple[AcceptedEvent, Any]]) -> list[Any]:
-        """Admit, apply, emit, persist. Returns the tokens of the events now applied."""
+    async def handle(self, accepted: Sequence[tuple[AcceptedEvent, Any]]
+                     ) -> asyncio.Future[list[Any]]:
+        """Admit and apply now; emit and persist behind. Returns what resolves to the tokens
+        of the events applied once their signals and states are stored."""
         async with self.lock:
-            return await self._handle(accepted)
+            self.admit(accepted)
+            result, dirty = self.step()
+            # the states go on changing with the next batch: what this one stores is copied now
+            states = [(account_id, partition, {"p": partition, "s": state.to_dict()})
+                      for account_id, (partition, state) in dirty.items()]
+            views = [self._view(state) for _, state in dirty.values()]
+            self.persisting = asyncio.ensure_future(
+                self._persist(self.persisting, result, states, views))
+            return self.persisting
 
-    async def _handle(self, accepted: Sequence[tuple[AcceptedEvent, Any]]) -> list[Any]:
-        self.admit(accepted)
-        result, dirty = self.step()
+    async def _persist(self, previous: asyncio.Future[list[Any]] | None, result: BatchResult,
+                       states: list[tuple[str, int, dict[str, Any]]],
+                       views: list[AccountView]) -> list[Any]:
+        if previous is not None:
+            await previous  # batches are stored in the order they were applied
         # signals first, state after: a state that is saved means its signals are out, so a
         # crash in between only repeats signals (same ids), never loses them
         await self._emit(result)
         if result.signals:
             self.metrics.record_write(await self.writer.write_signals(result.signals))
-        for account_id, (partition, state) in dirty.items():
-            self.table.put(account_id, partition, {"p": partition, "s": state.to_dict()})
-        if dirty:
-            views = [self._view(state) for _, state in dirty.values()]
+        for account_id, partition, value in states:
+            self.table.put(account_id, partition, value)
+        if views:
             self.metrics.record_write(await self.writer.write_account_states(views))
         return result.released
 
+    async def flush(self) -> None:
+        """Wait until every applied batch is stored."""
+        if self.persisting is not None:
+            await self.persisting
+
     def _view(self, state: AccountState) -> AccountView:
+        """The account's row for ``account_state``, from a copy of the state as it is now."""
         now = state.high_water
         if state.evaluated_day is not None:
             now = max(now, state.evaluated_day * DAY)
         _, reasons = tier_of(state, now, self.rules)
-        return AccountView(state, figures(state, now, self.rules), reasons, self.rules.version)
+        # the row reads only scalar fields of the state: a shallow copy keeps them as they are
+        return AccountView(replace(state), figures(state, now, self.rules), reasons,
+                           self.rules.version)
 
     async def _emit(self, result: BatchResult) -> None:
         topics = self.settings.topics

@@ -55,6 +55,24 @@ def test_a_revoked_partition_is_forgotten_and_acknowledges_nothing_more() -> Non
     assert t.pending() == 1
 
 
+def test_a_late_finish_from_before_a_rebalance_does_not_count_for_the_reassigned_partition(
+) -> None:
+    """Writes still in flight when a partition was revoked may finish after it came back: the
+    old messages are not the new ones, and mark nothing finished."""
+    t, acked = tracker()
+    old = [Msg(0, 0), Msg(0, 1)]
+    t.received(old)
+    t.forget([0])
+    new = [Msg(0, 0), Msg(0, 1)]  # read again after the partition came back
+    t.received(new)
+    t.finish(old)
+    assert acked == []
+    assert t.finished == set()
+    t.finish(new)
+    assert acked == new
+    assert t.pending() == 0 and t.queued == set()
+
+
 def test_the_batch_consumer_runs_on_the_faust_version_it_was_written_for() -> None:
     """streams.batch_consumer replaces an internal method: a new Faust must be re-checked."""
     assert version("faust-streaming") == PINNED_FAUST
