@@ -66,6 +66,21 @@ JSON_INSERT_SETTINGS: dict[str, Any] = {
 PREFILTER_SLICE = 1000  # ids of up to 128 characters: ~130 KiB of query text
 
 
+def sql_strings(values: Sequence[str]) -> str:
+    """``values`` as ClickHouse string literals for an ``IN (...)`` list.
+
+    Ids are almost always plain text: then they are joined as they are, in one pass in C
+    (clickhouse-connect's parameter binding escapes character by character, which was most of
+    the Python time of an events insert). Otherwise each is escaped: in a quoted literal only
+    the quote and the backslash are special; NUL is escaped too.
+    """
+    joined = "".join(values)
+    if "'" in joined or "\\" in joined or "\x00" in joined:
+        values = [v.replace("\\", "\\\\").replace("'", "\\'").replace("\x00", "\\0")
+                  for v in values]
+    return "'" + "','".join(values) + "'"
+
+
 class DatabaseUnavailable(RuntimeError):
     """The database cannot be opened or reached; the message says what to do."""
 
@@ -192,8 +207,8 @@ class ClickHouseWriter:
         if key is not None:
             # in slices: a query is at most max_query_size (256 KiB) of text
             for i in range(0, len(ids), PREFILTER_SLICE):
-                stored = client.query(f"SELECT {key} FROM {table} WHERE {key} IN %(ids)s",
-                                      parameters={"ids": ids[i:i + PREFILTER_SLICE]})
+                listed = sql_strings(ids[i:i + PREFILTER_SLICE])
+                stored = client.query(f"SELECT {key} FROM {table} WHERE {key} IN ({listed})")
                 already.update(r[0] for r in stored.result_rows)
         fresh = [(i, r) for i, r in zip(ids, rows, strict=True) if i not in already]
         if not fresh:

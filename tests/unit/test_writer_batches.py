@@ -9,7 +9,7 @@ from pathlib import Path
 from processors.ingest import AcceptedEvent, RawMessage
 from schemas.events import AdImpression
 from schemas.signals import Signal
-from sinks.clickhouse import PREFILTER_SLICE, ClickHouseWriter
+from sinks.clickhouse import PREFILTER_SLICE, ClickHouseWriter, sql_strings
 
 
 def signals(n: int) -> list[Signal]:
@@ -65,3 +65,31 @@ def test_redelivered_events_in_a_later_batch_are_not_stored_again(tmp_path: Path
     assert (first.written, first.attempts) == (n, 1)
     assert (later.offered, later.written) == (PREFILTER_SLICE + 15, 10)
     assert rows == [(n + 10, n + 10)]
+
+
+ODD_IDS = ["it's", "back\\slash", "both\\'", "nul\x00byte", "new\nline\ttab", "%(ids)s",
+           "{braces}", "\u65e5\u672c\U0001f600", "'", "\\", "a','b", "trailing\\"]
+
+
+def test_ids_with_quotes_backslashes_and_control_characters_are_found_again(
+        tmp_path: Path) -> None:
+    """The already-stored check writes its id list itself: an id it quoted wrongly would be
+    refused (the insert retried for ever) or missed (the event stored twice)."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    batch = [AcceptedEvent(
+        AdImpression(event_id=eid, type="ad_impression", schema_version=1, occurred_at=at,
+                     account_id="acct-1", stakeholder_id="p-1", campaign_id="camp",
+                     creative_id="cr", channel="linkedin"),
+        RawMessage("radar.ad-impressions", 0, i, None, b"")) for i, eid in enumerate(ODD_IDS)]
+    writer = ClickHouseWriter(f"chdb://{tmp_path / 'db'}", retry_initial=0.01, retry_max=0.01)
+    writer.open_blocking()
+    try:
+        first = asyncio.run(asyncio.wait_for(writer.write_events(batch), 60))
+        again = asyncio.run(asyncio.wait_for(writer.write_events(batch), 60))
+        _, rows = asyncio.run(writer.query_read_only("SELECT event_id FROM events"))
+    finally:
+        writer.close_blocking()
+    assert (first.written, first.attempts) == (len(ODD_IDS), 1)
+    assert (again.written, again.attempts) == (0, 1)
+    assert sorted(r[0] for r in rows) == sorted(ODD_IDS)
+    assert sql_strings(["plain-1", "plain-2"]) == "'plain-1','plain-2'"
