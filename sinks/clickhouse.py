@@ -265,9 +265,11 @@ class ClickHouseWriter:
         return await self._write("signals", "signal_id", list(unique), rows,
                                  column_insert("signals", SIGNAL_COLUMNS))
 
-    async def write_account_states(self, views: Sequence[AccountView]) -> WriteResult:
-        """Latest state per account: an upsert (ReplacingMergeTree on ``version``)."""
-        version = time.time_ns()
+    async def write_account_states(self, views: Sequence[AccountView],
+                                   version: int | None = None) -> WriteResult:
+        """Latest state per account: an upsert (ReplacingMergeTree on ``version``, the time
+        of writing unless given: a caller with several writes in flight orders them itself)."""
+        version = time.time_ns() if version is None else version
         latest = {v.state.account_id: v for v in views}
         rows = [account_state_row(v, version) for v in latest.values()]
         return await self._write("account_state", None, list(latest), rows,

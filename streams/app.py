@@ -201,7 +201,8 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
     async def forget_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         tracker.forget(revoked)
         if signals is not None:
-            signals.stage.forget({tp.partition for tp in revoked if tp.topic in topics.inputs})
+            await signals.stage.forget(
+                {tp.partition for tp in revoked if tp.topic in topics.inputs})
 
     lag_labels: set[tuple[str, str]] = set()
     watched = {*topics.inputs, topics.dead_letters}

@@ -9,8 +9,10 @@ time-based signals (silence, continuity gap, succession, renewal) on the right d
 Messages are acknowledged only after their effects are emitted and stored; the engine skips
 events it has already applied (a redelivery), so at-least-once delivery counts each once.
 Emitting and storing run behind the engine: while one batch's signals and states are written,
-the next batch is already applied (from snapshots taken when its batch was applied, and in
-batch order, so a stored state never runs ahead of its signals).
+the next batch is already applied. What a batch stores is copied when it is applied; its
+signals go to Kafka and ClickHouse alongside other batches' writes, and its states are saved
+after its signals and after the previous batch's states, so a saved state never runs ahead of
+the signals of the events it includes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -53,6 +55,7 @@ Pending = Callable[[int], set[str]]  # partition -> input topics with undelivere
 # holds, because a stalled partition (lag growing, commits stopped) is worse than an event
 # applied out of order. It should never trigger; a warning and a metric say when it does.
 IDLE_RELEASE_S = 30.0
+YIELD_EVERY = 250  # events applied between two turns of the event loop (a few milliseconds)
 
 
 @dataclass
@@ -98,7 +101,8 @@ class SignalStage:
         self.members: dict[int, set[str]] = {}  # partition -> accounts
         self.loaded_partitions: set[int] = set()
         self.lock = asyncio.Lock()  # the agent and the idle timer both run batches
-        self.persisting: asyncio.Future[list[Any]] | None = None  # the latest batch's writes
+        # the latest batch's state saving: each batch saves its states after the one before
+        self.saving: asyncio.Future[None] | None = None
         self.progress_at: dict[int, float] = {}  # partition -> monotonic time of last release
         self.idle_release_s = IDLE_RELEASE_S
 
@@ -136,6 +140,24 @@ class SignalStage:
         """Release what the watermarks allow, apply it, sweep new days. Pure CPU, no I/O."""
         result = BatchResult()
         dirty: dict[str, tuple[int, AccountState]] = {}
+        for _ in self._steps(result, dirty):
+            pass
+        return result, dirty
+
+    async def step_yielding(self) -> tuple[BatchResult, dict[str, tuple[int, AccountState]]]:
+        """``step``, letting the event loop run between slices of events: the writes of earlier
+        batches, acknowledgements and fetches go on meanwhile instead of waiting for the whole
+        batch (a batch is a few hundred milliseconds of engine work)."""
+        result = BatchResult()
+        dirty: dict[str, tuple[int, AccountState]] = {}
+        for _ in self._steps(result, dirty):
+            await asyncio.sleep(0)
+        return result, dirty
+
+    def _steps(self, result: BatchResult,
+               dirty: dict[str, tuple[int, AccountState]]) -> Iterator[None]:
+        """The work of ``step``, pausing (yielding) every ``YIELD_EVERY`` events."""
+        applied = 0
         detected_at = self.clock()
         now_mono = time.monotonic()
         for partition, buffer in self.buffers.items():
@@ -179,10 +201,12 @@ class SignalStage:
                 if held.produced_at is not None:
                     for signal in outcome.signals:
                         result.produced_at[signal.signal_id] = held.produced_at
+                applied += 1
+                if applied % YIELD_EVERY == 0:
+                    yield
             self._sweep(partition, watermark, detected_at, result, dirty)
             if len(buffer) < before:
                 self.progress_at[partition] = now_mono
-        return result, dirty
 
     def _sweep(self, partition: int, watermark: float, detected_at: datetime,
                result: BatchResult, dirty: dict[str, tuple[int, AccountState]]) -> None:
@@ -218,35 +242,35 @@ class SignalStage:
         of the events applied once their signals and states are stored."""
         async with self.lock:
             self.admit(accepted)
-            result, dirty = self.step()
+            result, dirty = await self.step_yielding()
             # the states go on changing with the next batch: what this one stores is copied now
             states = [(account_id, partition, {"p": partition, "s": state.to_dict()})
                       for account_id, (partition, state) in dirty.items()]
             views = [self._view(state) for _, state in dirty.values()]
-            self.persisting = asyncio.ensure_future(
-                self._persist(self.persisting, result, states, views))
-            return self.persisting
+            self.saving = asyncio.ensure_future(self._save(self.saving, result, states))
+            return asyncio.ensure_future(self._persist(self.saving, result, views,
+                                                       time.time_ns()))
 
-    async def _persist(self, previous: asyncio.Future[list[Any]] | None, result: BatchResult,
-                       states: list[tuple[str, int, dict[str, Any]]],
-                       views: list[AccountView]) -> list[Any]:
+    async def _save(self, previous: asyncio.Future[None] | None, result: BatchResult,
+                    states: list[tuple[str, int, dict[str, Any]]]) -> None:
+        """Signals out, then the states: a state that is saved means its signals are out, so a
+        crash in between only repeats signals (same ids), never loses them."""
+        await asyncio.gather(self._emit(result), self._store_signals(result.signals))
         if previous is not None:
-            await previous  # batches are stored in the order they were applied
-        # signals first, state after: a state that is saved means its signals are out, so a
-        # crash in between only repeats signals (same ids), never loses them
-        await self._emit(result)
-        if result.signals:
-            self.metrics.record_write(await self.writer.write_signals(result.signals))
+            await previous  # an account's later state is never overwritten by an earlier one
         for account_id, partition, value in states:
             self.table.put(account_id, partition, value)
-        if views:
-            self.metrics.record_write(await self.writer.write_account_states(views))
-        return result.released
 
-    async def flush(self) -> None:
-        """Wait until every applied batch is stored."""
-        if self.persisting is not None:
-            await self.persisting
+    async def _store_signals(self, signals: list[Signal]) -> None:
+        if signals:
+            self.metrics.record_write(await self.writer.write_signals(signals))
+
+    async def _persist(self, saving: asyncio.Future[None], result: BatchResult,
+                       views: list[AccountView], version: int) -> list[Any]:
+        await saving
+        if views:  # versioned when applied: batches written out of order still rank right
+            self.metrics.record_write(await self.writer.write_account_states(views, version))
+        return result.released
 
     def _view(self, state: AccountState) -> AccountView:
         """The account's row for ``account_state``, from a copy of the state as it is now."""
@@ -284,9 +308,14 @@ class SignalStage:
     def held(self) -> int:
         return sum(len(b) for b in self.buffers.values())
 
-    def forget(self, partitions: set[int]) -> None:
+    async def forget(self, partitions: set[int]) -> None:
         """Partitions a rebalance took away: what they held is read again by their new owner,
-        and their accounts' state lives on in the table's changelog."""
+        and their accounts' state lives on in the table's changelog. Not in the middle of a
+        step (it pauses between slices of events)."""
+        async with self.lock:
+            self._forget(partitions)
+
+    def _forget(self, partitions: set[int]) -> None:
         for p in partitions:
             self.buffers.pop(p, None)
             self.clocks.pop(p, None)
