@@ -103,6 +103,9 @@ class SignalStage:
         self.lock = asyncio.Lock()  # the agent and the idle timer both run batches
         # the latest batch's state saving: each batch saves its states after the one before
         self.saving: asyncio.Future[None] | None = None
+        # partition -> how often a rebalance took it away: a batch applied before that does
+        # not save its states there any more (the partition's new owner does)
+        self.revocations: dict[int, int] = {}
         self.progress_at: dict[int, float] = {}  # partition -> monotonic time of last release
         self.idle_release_s = IDLE_RELEASE_S
 
@@ -244,7 +247,8 @@ class SignalStage:
             self.admit(accepted)
             result, dirty = await self.step_yielding()
             # the states go on changing with the next batch: what this one stores is copied now
-            states = [(account_id, partition, {"p": partition, "s": state.to_dict()})
+            states = [(account_id, partition, self.revocations.get(partition, 0),
+                       {"p": partition, "s": state.to_dict()})
                       for account_id, (partition, state) in dirty.items()]
             views = [self._view(state) for _, state in dirty.values()]
             self.saving = asyncio.ensure_future(self._save(self.saving, result, states))
@@ -252,14 +256,15 @@ class SignalStage:
                                                        time.time_ns()))
 
     async def _save(self, previous: asyncio.Future[None] | None, result: BatchResult,
-                    states: list[tuple[str, int, dict[str, Any]]]) -> None:
+                    states: list[tuple[str, int, int, dict[str, Any]]]) -> None:
         """Signals out, then the states: a state that is saved means its signals are out, so a
         crash in between only repeats signals (same ids), never loses them."""
         await asyncio.gather(self._emit(result), self._store_signals(result.signals))
         if previous is not None:
             await previous  # an account's later state is never overwritten by an earlier one
-        for account_id, partition, value in states:
-            self.table.put(account_id, partition, value)
+        for account_id, partition, revoked, value in states:
+            if self.revocations.get(partition, 0) == revoked:  # still ours since applied
+                self.table.put(account_id, partition, value)
 
     async def _store_signals(self, signals: list[Signal]) -> None:
         if signals:
@@ -317,6 +322,7 @@ class SignalStage:
 
     def _forget(self, partitions: set[int]) -> None:
         for p in partitions:
+            self.revocations[p] = self.revocations.get(p, 0) + 1
             self.buffers.pop(p, None)
             self.clocks.pop(p, None)
             self.swept_day.pop(p, None)

@@ -118,3 +118,26 @@ def test_a_later_batch_whose_signals_are_stored_first_still_saves_its_states_sec
     [first_version] = [v for accounts, v in writer.versions if accounts == {"acct-a"}]
     [second_version] = [v for accounts, v in writer.versions if "acct-b" in accounts]
     assert first_version < second_version
+
+
+def test_states_of_a_partition_taken_away_meanwhile_are_not_saved() -> None:
+    """A rebalance while a batch's writes are in flight: the partition's new owner saves its
+    accounts from now on; a late save here could overwrite its newer state."""
+    log: list[tuple[str, Any]] = []
+    writer = Writer(log, slow={"acct-a"})
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> None:
+        pass
+
+    async def run() -> list[Any]:
+        stage = SignalStage(SETTINGS, DEFAULT_RULES, Table(log), writer,  # type: ignore[arg-type]
+                            Metrics(), send, pending_topics=lambda p: set(),
+                            clock=lambda: datetime(2030, 1, 1, tzinfo=UTC))
+        applying = await stage.handle(departure("acct-a", 2, 0))
+        await stage.forget({0})
+        writer.release.set()
+        return await applying
+
+    assert asyncio.run(run()) == [0, 1]  # acknowledged: the tracker drops revoked messages
+    assert ("signal", "acct-a") in log
+    assert [e for e in log if e[0] == "put"] == []
