@@ -63,7 +63,10 @@ JSON_INSERT_SETTINGS: dict[str, Any] = {
 }
 
 
-PREFILTER_SLICE = 1000  # ids of up to 128 characters: ~130 KiB of query text
+# ids per already-stored check: each check reads the whole id column, so a batch is one check
+# (its query text is up to ~2.6 MB, max_query_size is raised to fit); the slice bounds the
+# query of a very large batch
+PREFILTER_SLICE = 20_000
 
 
 def sql_strings(values: Sequence[str]) -> str:
@@ -205,10 +208,11 @@ class ClickHouseWriter:
         client = self._get_client()
         already: set[str] = set()
         if key is not None:
-            # in slices: a query is at most max_query_size (256 KiB) of text
+            # in slices (see PREFILTER_SLICE); ClickHouse parses at most max_query_size bytes
             for i in range(0, len(ids), PREFILTER_SLICE):
                 listed = sql_strings(ids[i:i + PREFILTER_SLICE])
-                stored = client.query(f"SELECT {key} FROM {table} WHERE {key} IN ({listed})")
+                sql = f"SELECT {key} FROM {table} WHERE {key} IN ({listed})"
+                stored = client.query(sql, settings={"max_query_size": len(sql.encode()) + 4096})
                 already.update(r[0] for r in stored.result_rows)
         fresh = [(i, r) for i, r in zip(ids, rows, strict=True) if i not in already]
         if not fresh:

@@ -20,8 +20,8 @@ def signals(n: int) -> list[Signal]:
 
 
 def test_a_batch_larger_than_one_query_can_name_is_stored_once(tmp_path: Path) -> None:
-    """The already-stored check runs in slices: one IN list of every id would exceed
-    ClickHouse's max_query_size and the insert would be retried for ever."""
+    """The already-stored check runs in slices of PREFILTER_SLICE ids: a batch of several
+    slices is checked whole and stored once."""
     n = PREFILTER_SLICE * 3 + 7
     batch = signals(n)
     writer = ClickHouseWriter(f"chdb://{tmp_path / 'db'}", retry_initial=0.01, retry_max=0.01)
@@ -93,3 +93,27 @@ def test_ids_with_quotes_backslashes_and_control_characters_are_found_again(
     assert (again.written, again.attempts) == (0, 1)
     assert sorted(r[0] for r in rows) == sorted(ODD_IDS)
     assert sql_strings(["plain-1", "plain-2"]) == "'plain-1','plain-2'"
+
+
+def test_long_ids_fill_a_check_beyond_clickhouses_default_query_size(tmp_path: Path) -> None:
+    """5,000 ids of 128 characters are ~650 KB of query text, over the default
+    max_query_size (256 KiB), which the check raises to fit; a refused check would make the
+    insert retry for ever."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    batch = [AcceptedEvent(
+        AdImpression(event_id=f"{i:06d}".rjust(128, "e"), type="ad_impression",
+                     schema_version=1, occurred_at=at, account_id="acct-1",
+                     stakeholder_id="p-1", campaign_id="camp", creative_id="cr",
+                     channel="linkedin"),
+        RawMessage("radar.ad-impressions", 0, i, None, b"")) for i in range(5000)]
+    writer = ClickHouseWriter(f"chdb://{tmp_path / 'db'}", retry_initial=0.01, retry_max=0.01)
+    writer.open_blocking()
+    try:
+        first = asyncio.run(asyncio.wait_for(writer.write_events(batch), 60))
+        again = asyncio.run(asyncio.wait_for(writer.write_events(batch), 60))
+        _, rows = asyncio.run(writer.query_read_only("SELECT count() FROM events"))
+    finally:
+        writer.close_blocking()
+    assert (first.written, first.attempts) == (5000, 1)
+    assert (again.written, again.attempts) == (0, 1)
+    assert rows == [(5000,)]
