@@ -15,12 +15,26 @@ INF = float("inf")
 
 
 def due(s: AccountState, rules: Rules) -> float:
-    """The earliest event time ``check`` can fire at: the start of the renewal window, or
-    any time within it (its reasons change with time and events), until the state changes."""
+    """The earliest event time ``check`` can fire at, until the state changes: within the
+    renewal window, once one of its reasons can hold. Time alone brings a silence, or fewer
+    engaged as engagements age out of the window; a departure only comes with an event (a
+    role change, which makes the engine ask again). A second's margin absorbs rounding."""
+    r = rules.churn.renewal_at_risk
     if s.renewal_day is None or f"renewal_at_risk:{s.renewal_day}" in s.fired or \
             day_of(s.high_water) > s.renewal_day:
         return INF
-    return (s.renewal_day - rules.churn.renewal_at_risk.within_days) * DAY
+    window_start = (s.renewal_day - r.within_days) * DAY
+    if any(d.left_at + r.champion_left_days * DAY >= s.high_water for d in s.departures):
+        return window_start - 1.0
+    since = s.last_engaged if s.last_engaged is not None else s.first_seen
+    silence = since + r.silence_days * DAY
+    # fewer than min_engaged engaged once the min_engaged-th latest engagement ages out
+    latest = sorted((st.last_engaged for st in s.stakeholders.values()
+                     if st.on_roster and st.last_engaged is not None), reverse=True)
+    thin = latest[r.min_engaged - 1] + r.engaged_window_days * DAY \
+        if len(latest) >= r.min_engaged else -INF
+    thin = max(thin, s.first_seen + r.engaged_window_days * DAY)  # once the window is observed
+    return max(window_start, min(silence, thin)) - 1.0
 
 
 def check(ctx: Context) -> Signal | None:

@@ -114,8 +114,8 @@ def test_a_touch_after_a_fired_silence_starts_the_next_one() -> None:
     w.profile(0)
     w.reply(10, "a")
     w.advance_to(71)  # silent since day 10: fired at day 70
-    # silence fired: next is the renewal window (day 365 - 90)
-    assert w.state is not None and w.state.deadline_due == ts(365 - 90)
+    # silence fired: next is the renewal window (day 365 - 90, less the rounding margin)
+    assert w.state is not None and w.state.deadline_due == ts(365 - 90) - 1
     w.reply(72.5, "a")
     assert w.state.deadline_due <= ts(72.5 + 60)
     w.advance_to(133)
@@ -131,3 +131,33 @@ def test_a_profile_naming_a_near_renewal_is_judged_at_once() -> None:
     w.profile(50.5, renewal_day=100)  # renewal within 90 days, nobody engaged for 49 days
     w.advance_to(51)  # not day 61, when the cached due time alone would have judged it
     assert [s.occurred_at <= at(51) for s in w.of("renewal_at_risk")] == [True]
+
+
+def renewal_thinning() -> tuple[int | None, int]:
+    """Renewal on day 200 (window from day 110): three engaged, one of them (c) engaging every
+    ten days so the account is never silent; a and b age out of the 90-day window inside the
+    renewal window (a on day 185.3), which makes it thin. Returns the day the signal was
+    detected on (its ``occurred_at`` is dated back to when its reason began) and how many."""
+    w = World()
+    w.profile(0, renewal_day=200)
+    for sid in "abc":
+        w.join(0, sid)
+    w.reply(95.3, "a")
+    w.reply(100.6, "b")
+    w.content(100.2, "c", "view")
+    detected = None
+    for day in range(101, 200):
+        if day % 10 == 0:
+            w.content(day + 0.5, "c", "view")
+        w.advance_to(day)
+        if detected is None and w.of("renewal_at_risk"):
+            detected = day
+    return detected, len(w.of("renewal_at_risk"))
+
+
+def test_a_renewal_thinning_inside_its_window_is_detected_on_the_same_day_with_the_cache(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cached = renewal_thinning()
+    assert cached == (186, 1)  # the sweep at the start of day 186, after a aged out at 185.3
+    monkeypatch.setattr(engine, "deadline_due", never_cached)
+    assert renewal_thinning() == cached
