@@ -183,17 +183,22 @@ class SignalStage:
                 continue
             before = len(buffer)
             self._load_partition(partition)
+            members = self.members.setdefault(partition, set())
+            swept = self.swept_day.get(partition)
             for held in buffer.release(watermark):
                 e = held.event
                 # days the stream moved past before this event are swept first, so time-based
                 # signals fire on their own day, as in a day-by-day replay
-                self._sweep(partition, held.t, detected_at, result, dirty)
+                if swept is None or held.t >= (swept + 1) * DAY:
+                    self._sweep(partition, held.t, detected_at, result, dirty)
+                    swept = self.swept_day[partition]
                 state, outcome = apply_event(self._state(e.account_id), e, self.rules,
                                              detected_at, held.t)
                 self.cache[e.account_id] = state
-                self.members.setdefault(partition, set()).add(e.account_id)
+                members.add(e.account_id)
                 dirty[e.account_id] = (partition, state)
-                self._collect(outcome, result)
+                if outcome.signals or outcome.tier_change is not None:
+                    self._collect(outcome, result)
                 if outcome.late:
                     self.metrics.late_events.inc()
                     log.debug("late event %s of %s at %s (account high-water %s, partition %d "
