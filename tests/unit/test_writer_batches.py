@@ -9,7 +9,7 @@ from pathlib import Path
 from processors.ingest import AcceptedEvent, RawMessage
 from schemas.events import AdImpression
 from schemas.signals import Signal
-from sinks.clickhouse import PREFILTER_SLICE, ClickHouseWriter, sql_strings
+from sinks.clickhouse import PREFILTER_SLICE, ClickHouseWriter, WriteResult, sql_strings
 
 
 def signals(n: int) -> list[Signal]:
@@ -71,27 +71,36 @@ ODD_IDS = ["it's", "back\\slash", "both\\'", "nul\x00byte", "new\nline\ttab", "%
            "{braces}", "\u65e5\u672c\U0001f600", "'", "\\", "a','b", "trailing\\"]
 
 
+def impressions(ids: list[str]) -> list[AcceptedEvent]:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    return [AcceptedEvent(
+        AdImpression(event_id=eid, type="ad_impression", schema_version=1, occurred_at=at,
+                     account_id="acct-1", stakeholder_id="p-1", campaign_id="camp",
+                     creative_id="cr", channel="linkedin"),
+        RawMessage("radar.ad-impressions", 0, i, None, b"")) for i, eid in enumerate(ids)]
+
+
+def write_twice(tmp_path: Path, ids: list[str]) -> tuple[WriteResult, WriteResult, list[str]]:
+    """The same batch written twice (a redelivery); returns both results and the ids stored."""
+    writer = ClickHouseWriter(f"chdb://{tmp_path / 'db'}", retry_initial=0.01, retry_max=0.01)
+    writer.open_blocking()
+    try:
+        first = asyncio.run(asyncio.wait_for(writer.write_events(impressions(ids)), 60))
+        again = asyncio.run(asyncio.wait_for(writer.write_events(impressions(ids)), 60))
+        _, rows = asyncio.run(writer.query_read_only("SELECT event_id FROM events"))
+    finally:
+        writer.close_blocking()
+    return first, again, [r[0] for r in rows]
+
+
 def test_ids_with_quotes_backslashes_and_control_characters_are_found_again(
         tmp_path: Path) -> None:
     """The already-stored check writes its id list itself: an id it quoted wrongly would be
     refused (the insert retried for ever) or missed (the event stored twice)."""
-    at = datetime(2026, 1, 1, tzinfo=UTC)
-    batch = [AcceptedEvent(
-        AdImpression(event_id=eid, type="ad_impression", schema_version=1, occurred_at=at,
-                     account_id="acct-1", stakeholder_id="p-1", campaign_id="camp",
-                     creative_id="cr", channel="linkedin"),
-        RawMessage("radar.ad-impressions", 0, i, None, b"")) for i, eid in enumerate(ODD_IDS)]
-    writer = ClickHouseWriter(f"chdb://{tmp_path / 'db'}", retry_initial=0.01, retry_max=0.01)
-    writer.open_blocking()
-    try:
-        first = asyncio.run(asyncio.wait_for(writer.write_events(batch), 60))
-        again = asyncio.run(asyncio.wait_for(writer.write_events(batch), 60))
-        _, rows = asyncio.run(writer.query_read_only("SELECT event_id FROM events"))
-    finally:
-        writer.close_blocking()
+    first, again, stored = write_twice(tmp_path, ODD_IDS)
     assert (first.written, first.attempts) == (len(ODD_IDS), 1)
     assert (again.written, again.attempts) == (0, 1)
-    assert sorted(r[0] for r in rows) == sorted(ODD_IDS)
+    assert sorted(stored) == sorted(ODD_IDS)
     assert sql_strings(["plain-1", "plain-2"]) == "'plain-1','plain-2'"
 
 
@@ -99,21 +108,8 @@ def test_long_ids_fill_a_check_beyond_clickhouses_default_query_size(tmp_path: P
     """5,000 ids of 128 characters are ~650 KB of query text, over the default
     max_query_size (256 KiB), which the check raises to fit; a refused check would make the
     insert retry for ever."""
-    at = datetime(2026, 1, 1, tzinfo=UTC)
-    batch = [AcceptedEvent(
-        AdImpression(event_id=f"{i:06d}".rjust(128, "e"), type="ad_impression",
-                     schema_version=1, occurred_at=at, account_id="acct-1",
-                     stakeholder_id="p-1", campaign_id="camp", creative_id="cr",
-                     channel="linkedin"),
-        RawMessage("radar.ad-impressions", 0, i, None, b"")) for i in range(5000)]
-    writer = ClickHouseWriter(f"chdb://{tmp_path / 'db'}", retry_initial=0.01, retry_max=0.01)
-    writer.open_blocking()
-    try:
-        first = asyncio.run(asyncio.wait_for(writer.write_events(batch), 60))
-        again = asyncio.run(asyncio.wait_for(writer.write_events(batch), 60))
-        _, rows = asyncio.run(writer.query_read_only("SELECT count() FROM events"))
-    finally:
-        writer.close_blocking()
+    ids = [f"{i:06d}".rjust(128, "e") for i in range(5000)]
+    first, again, stored = write_twice(tmp_path, ids)
     assert (first.written, first.attempts) == (5000, 1)
     assert (again.written, again.attempts) == (0, 1)
-    assert rows == [(5000,)]
+    assert sorted(stored) == ids
