@@ -21,6 +21,7 @@ from processors.evaluation import (
     evaluate,
 )
 from schemas.labels import LABEL, Label
+from sinks.clickhouse import sql_strings
 from streams.query import run_query
 from streams.settings import Settings
 
@@ -68,12 +69,8 @@ def read_labels(path: Path) -> list[Label]:
 def signals_query(rule_version: str | None = None) -> str:
     # occurred_at as epoch milliseconds: the same integer whether the query runs here or
     # through the worker's JSON endpoint
-    where = "" if rule_version is None else f"WHERE rule_version = {_quote(rule_version)}"
+    where = "" if rule_version is None else f"WHERE rule_version = {sql_strings([rule_version])}"
     return SIGNALS_SQL.format(where=where).strip()
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def read_signals(settings: Settings, rule_version: str | None = None) -> list[SignalRecord]:
