@@ -90,6 +90,8 @@ if EVENT_COLUMNS[:6] != ("event_id", "type", "schema_version", "occurred_at", "a
 
 
 def event_row(accepted: AcceptedEvent, ingested_at: datetime) -> list[Any]:
+    """The event as a row of ``EVENT_COLUMNS``: what each column holds, spelled out. The writer
+    sends :func:`event_json_line` instead; this is the reference the tests hold it to."""
     e = accepted.event
     src = accepted.source
     row = _BLANK_ROW.copy()
