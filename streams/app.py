@@ -32,6 +32,7 @@ from streams.metrics import Metrics
 from streams.pipeline import IngestPipeline, headers_list
 from streams.settings import Settings
 from streams.signal_stage import SignalStage
+from streams.state_codec import STATE_CODEC
 
 log = logging.getLogger(__name__)
 LAG_INTERVAL_S = 5.0
@@ -297,10 +298,13 @@ def _signal_stage(app: faust.App, settings: Settings, rules: Rules, writer: Clic
 
     accounts_table = app.Table(
         "accounts-state", default=None, partitions=settings.topic_partitions,
-        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
+        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer=STATE_CODEC),
         # the changelog partition follows the key (account_id), like the input topics' keys
         use_partitioner=True,
     )
+    # the table encodes with its own serializer (taken from value_type, "json" by default),
+    # not the schema's: set before its store and changelog topic are made, on first use
+    cast(Any, accounts_table).value_serializer = STATE_CODEC
     state_table = FaustStateTable(app, accounts_table)
     offsets: dict[tuple[str, int], int] = {}
     stage = SignalStage(settings, rules, state_table, writer, metrics, send,
