@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+
+import pytest
 
 from processors.ingest import AcceptedEvent, RawMessage
 from schemas.events import AdImpression
 from schemas.signals import Signal
-from sinks.clickhouse import PREFILTER_SLICE, ClickHouseWriter, WriteResult, sql_strings
+from sinks.clickhouse import (
+    PREFILTER_SLICE,
+    ClickHouseWriter,
+    WriteResult,
+    occurred_within,
+    open_client,
+    sql_strings,
+)
 
 
 def signals(n: int) -> list[Signal]:
@@ -113,3 +122,71 @@ def test_long_ids_fill_a_check_beyond_clickhouses_default_query_size(tmp_path: P
     assert (first.written, first.attempts) == (5000, 1)
     assert (again.written, again.attempts) == (0, 1)
     assert sorted(stored) == ids
+
+
+def at_times(times: list[datetime], prefix: str = "t") -> list[AcceptedEvent]:
+    return [AcceptedEvent(
+        AdImpression(event_id=f"{prefix}-{i}", type="ad_impression", schema_version=1,
+                     occurred_at=t, account_id=f"acct-{i % 3}", stakeholder_id="p-1",
+                     campaign_id="camp", creative_id="cr", channel="linkedin"),
+        RawMessage("radar.ad-impressions", 0, i, None, b"")) for i, t in enumerate(times)]
+
+
+AWKWARD_TIMES = [
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(1899, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(1970, 1, 1, tzinfo=UTC),
+    datetime(2026, 1, 31, 23, 59, 59, 999999, tzinfo=UTC),  # a microsecond before February
+    datetime(2026, 2, 1, 4, 59, 59, 999999, tzinfo=timezone(timedelta(hours=5))),
+    datetime(2026, 3, 1, 0, 0, 0, 1, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
+    datetime(2300, 1, 1, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+]
+
+
+def test_redelivered_events_at_any_time_are_found_within_the_batch_time_bound(
+        tmp_path: Path) -> None:
+    """The check reads only the batch's span of event times (stored to the millisecond): an
+    event redelivered alone, or in a batch spanning months and centuries, is found again."""
+    batch = at_times(AWKWARD_TIMES)
+    writer = ClickHouseWriter(f"chdb://{tmp_path / 'db'}", retry_initial=0.01, retry_max=0.01)
+    writer.open_blocking()
+    try:
+        first = asyncio.run(asyncio.wait_for(writer.write_events(batch), 60))
+        again = asyncio.run(asyncio.wait_for(writer.write_events(batch), 60))
+        alone = [asyncio.run(asyncio.wait_for(writer.write_events([a]), 60)).written
+                 for a in batch]
+        _, rows = asyncio.run(writer.query_read_only("SELECT count() FROM events"))
+    finally:
+        writer.close_blocking()
+    assert first.written == len(AWKWARD_TIMES)
+    assert again.written == 0
+    assert alone == [0] * len(AWKWARD_TIMES)
+    assert rows == [(len(AWKWARD_TIMES),)]
+
+
+def test_the_check_reads_only_the_months_of_the_batch(tmp_path: Path) -> None:
+    """A year of events, a month per insert: the check's bound for one month's batch reads
+    that month's rows only (ClickHouse refuses the query if it would read more)."""
+    per_month = 2000
+    year = [datetime(2025, m, 1 + d % 28, d % 24, tzinfo=UTC)
+            for m in range(1, 13) for d in range(per_month)]
+    writer = ClickHouseWriter(f"chdb://{tmp_path / 'db'}", retry_initial=0.01, retry_max=0.01)
+    writer.open_blocking()
+    try:
+        for m in range(12):
+            asyncio.run(writer.write_events(
+                at_times(year[m * per_month:(m + 1) * per_month], prefix=f"m{m}")))
+    finally:
+        writer.close_blocking()
+    june = at_times([datetime(2025, 6, 3, tzinfo=UTC), datetime(2025, 6, 20, tzinfo=UTC)])
+    client = open_client(f"chdb://{tmp_path / 'db'}")
+    try:
+        limit = {"max_rows_to_read": per_month}
+        check = "SELECT event_id FROM events WHERE event_id IN ('t-0', 't-1', 'm5-7')"
+        bounded = client.query(check + occurred_within(june), settings=limit).result_rows
+        with pytest.raises(Exception, match="TOO_MANY_ROWS"):  # the limit does bite
+            client.query(check, settings=limit)
+    finally:
+        client.close()
+    assert bounded == [("m5-7",)]  # June's 8th event
