@@ -5,10 +5,11 @@ kilobytes of nested dicts and lists, and every changed account of every batch is
 was about a twentieth of the worker's main thread. pydantic-core (already here through pydantic)
 encodes and parses the same JSON in Rust, about twice as fast each way.
 
-The text is the standard library's JSON, so a store written by the stock codec reads back:
-floats keep their shortest round-trip form, integer dict keys become strings (``from_dict`` turns
-them back), and non-finite floats are written as ``Infinity``/``NaN`` as ``json`` writes them
-rather than as ``null``.
+Each reads what the other writes, so a store written by the stock codec reads back, and
+values come back as the standard library would give them: floats in their shortest round-trip
+form (``1e-7`` where ``json`` writes ``1e-07``), integer dict keys as strings (``from_dict``
+turns them back), and non-finite floats as ``Infinity``/``NaN``, as ``json`` writes them, not
+``null``.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,6 +23,17 @@ from sinks.clickhouse import (
 )
 
 
+@contextmanager
+def open_writer(tmp_path: Path) -> Iterator[ClickHouseWriter]:
+    """A writer on a fresh embedded database under ``tmp_path``, closed afterwards."""
+    writer = ClickHouseWriter(f"chdb://{tmp_path / 'db'}", retry_initial=0.01, retry_max=0.01)
+    writer.open_blocking()
+    try:
+        yield writer
+    finally:
+        writer.close_blocking()
+
+
 def signals(n: int) -> list[Signal]:
     at = datetime(2026, 1, 1, tzinfo=UTC)
     return [Signal(signal_id=f"{i:032x}", account_id=f"acct-{i % 50}", type="pricing_page_visit",
@@ -33,15 +46,11 @@ def test_a_batch_larger_than_one_query_can_name_is_stored_once(tmp_path: Path) -
     slices is checked whole and stored once."""
     n = PREFILTER_SLICE * 3 + 7
     batch = signals(n)
-    writer = ClickHouseWriter(f"chdb://{tmp_path / 'db'}", retry_initial=0.01, retry_max=0.01)
-    writer.open_blocking()
-    try:
+    with open_writer(tmp_path) as writer:
         first = asyncio.run(asyncio.wait_for(writer.write_signals(batch), 60))
         again = asyncio.run(asyncio.wait_for(writer.write_signals(batch), 60))
         _, rows = asyncio.run(writer.query_read_only("SELECT count(), uniqExact(signal_id) "
                                                      "FROM signals"))
-    finally:
-        writer.close_blocking()
     assert (first.written, first.attempts) == (n, 1)
     assert again.written == 0  # a redelivered batch: every id already stored
     assert rows == [(n, n)]
@@ -61,16 +70,12 @@ def test_redelivered_events_in_a_later_batch_are_not_stored_again(tmp_path: Path
     """After a restart Kafka redelivers from the last commit, cut into other batches: the
     events already stored are skipped (across several prefilter slices), the new ones stored."""
     n = PREFILTER_SLICE * 2 + 3
-    writer = ClickHouseWriter(f"chdb://{tmp_path / 'db'}", retry_initial=0.01, retry_max=0.01)
-    writer.open_blocking()
-    try:
+    with open_writer(tmp_path) as writer:
         first = asyncio.run(asyncio.wait_for(writer.write_events(events(0, n)), 60))
         later = asyncio.run(asyncio.wait_for(
             writer.write_events(events(n - PREFILTER_SLICE - 5, n + 10)), 60))
         _, rows = asyncio.run(writer.query_read_only("SELECT count(), uniqExact(event_id) "
                                                      "FROM events"))
-    finally:
-        writer.close_blocking()
     assert (first.written, first.attempts) == (n, 1)
     assert (later.offered, later.written) == (PREFILTER_SLICE + 15, 10)
     assert rows == [(n + 10, n + 10)]
@@ -91,14 +96,10 @@ def impressions(ids: list[str]) -> list[AcceptedEvent]:
 
 def write_twice(tmp_path: Path, ids: list[str]) -> tuple[WriteResult, WriteResult, list[str]]:
     """The same batch written twice (a redelivery); returns both results and the ids stored."""
-    writer = ClickHouseWriter(f"chdb://{tmp_path / 'db'}", retry_initial=0.01, retry_max=0.01)
-    writer.open_blocking()
-    try:
+    with open_writer(tmp_path) as writer:
         first = asyncio.run(asyncio.wait_for(writer.write_events(impressions(ids)), 60))
         again = asyncio.run(asyncio.wait_for(writer.write_events(impressions(ids)), 60))
         _, rows = asyncio.run(writer.query_read_only("SELECT event_id FROM events"))
-    finally:
-        writer.close_blocking()
     return first, again, [r[0] for r in rows]
 
 
@@ -149,16 +150,12 @@ def test_redelivered_events_at_any_time_are_found_within_the_batch_time_bound(
     """The check reads only the batch's span of event times (stored to the millisecond): an
     event redelivered alone, or in a batch spanning months and centuries, is found again."""
     batch = at_times(AWKWARD_TIMES)
-    writer = ClickHouseWriter(f"chdb://{tmp_path / 'db'}", retry_initial=0.01, retry_max=0.01)
-    writer.open_blocking()
-    try:
+    with open_writer(tmp_path) as writer:
         first = asyncio.run(asyncio.wait_for(writer.write_events(batch), 60))
         again = asyncio.run(asyncio.wait_for(writer.write_events(batch), 60))
         alone = [asyncio.run(asyncio.wait_for(writer.write_events([a]), 60)).written
                  for a in batch]
         _, rows = asyncio.run(writer.query_read_only("SELECT count() FROM events"))
-    finally:
-        writer.close_blocking()
     assert first.written == len(AWKWARD_TIMES)
     assert again.written == 0
     assert alone == [0] * len(AWKWARD_TIMES)
@@ -171,14 +168,10 @@ def test_the_check_reads_only_the_months_of_the_batch(tmp_path: Path) -> None:
     per_month = 2000
     year = [datetime(2025, m, 1 + d % 28, d % 24, tzinfo=UTC)
             for m in range(1, 13) for d in range(per_month)]
-    writer = ClickHouseWriter(f"chdb://{tmp_path / 'db'}", retry_initial=0.01, retry_max=0.01)
-    writer.open_blocking()
-    try:
+    with open_writer(tmp_path) as writer:
         for m in range(12):
             asyncio.run(writer.write_events(
                 at_times(year[m * per_month:(m + 1) * per_month], prefix=f"m{m}")))
-    finally:
-        writer.close_blocking()
     june = at_times([datetime(2025, 6, 3, tzinfo=UTC), datetime(2025, 6, 20, tzinfo=UTC)])
     client = open_client(f"chdb://{tmp_path / 'db'}")
     try:
