@@ -43,12 +43,9 @@ def fire_on_entry(ctx: Context, kind: str, severity: Severity, holds: bool,
                   evidence: dict[str, Any], quiet_after_days: int = 0) -> Signal | None:
     """``quiet_after_days``: an entry this soon after the last one that fired is the same
     episode coming back (a ratio hovering at its threshold), so it fires nothing."""
+    if not entering(ctx, kind, holds):
+        return None
     active = ctx.state.active
-    if not holds:
-        active.pop(kind, None)
-        return None
-    if kind in active:
-        return None
     day, count = ctx.state.entries.get(kind, [ctx.today, 0])
     if count and ctx.today - day < quiet_after_days:
         active[kind] = f"{day}.quiet"
