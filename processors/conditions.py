@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from processors.context import Context
+from processors.state import AccountState
 from schemas.signals import Severity, Signal
 
 FIRED_KEPT_PER_KIND = 3
@@ -15,7 +16,17 @@ FIRED_KEPT_PER_KIND = 3
 
 def already_fired(ctx: Context, kind: str, episode: str) -> bool:
     """Deadline signals fire once per episode (a silence, a gap, a renewal date)."""
-    return f"{kind}:{episode}" in ctx.state.fired
+    return fired(ctx.state, kind, episode)
+
+
+def fired(state: AccountState, kind: str, episode: str) -> bool:
+    """``already_fired`` for a deadline rule's ``due``, which has the state, not a context."""
+    return f"{kind}:{episode}" in state.fired
+
+
+def time_episode(t: float) -> str:
+    """The episode of a deadline counted from a moment (the start of a silence or a gap)."""
+    return f"{t:.3f}"
 
 
 def mark_fired(ctx: Context, kind: str, episode: str) -> None:

@@ -3,23 +3,23 @@ stopped. Fires once per gap, when the gap passes the threshold."""
 
 from __future__ import annotations
 
-from processors.conditions import already_fired, mark_fired
+import math
+
+from processors.conditions import already_fired, fired, mark_fired, time_episode
 from processors.context import Context
 from processors.rules import Rules
 from processors.state import DAY, AccountState
 from schemas.signals import Signal
-
-INF = float("inf")
 
 
 def due(s: AccountState, rules: Rules) -> float:
     """The earliest event time ``check`` can fire at, until the state changes."""
     r = rules.churn.continuity_gap
     if s.tier_level not in r.tiers:
-        return INF
+        return math.inf
     since = s.last_exposed if s.last_exposed is not None else s.first_seen
-    if f"continuity_gap:{since:.3f}" in s.fired:
-        return INF
+    if fired(s, "continuity_gap", time_episode(since)):
+        return math.inf
     return since + r.days * DAY
 
 
@@ -31,7 +31,7 @@ def check(ctx: Context) -> Signal | None:
     since = s.last_exposed if s.last_exposed is not None else s.first_seen
     if ctx.now - since <= r.days * DAY:
         return None
-    episode = f"{since:.3f}"
+    episode = time_episode(since)
     if already_fired(ctx, "continuity_gap", episode):
         return None
     mark_fired(ctx, "continuity_gap", episode)

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from processors.conditions import already_fired, mark_fired
+import math
+
+from processors.conditions import already_fired, fired, mark_fired, time_episode
 from processors.context import Context
 from processors.rules import Rules
 from processors.state import DAY, AccountState
 from schemas.signals import Signal
 
-INF = float("inf")
-
 
 def due(s: AccountState, rules: Rules) -> float:
     """The earliest event time ``check`` can fire at, until the state changes."""
     since = s.last_engaged if s.last_engaged is not None else s.first_seen
-    if f"engagement_silence:{since:.3f}" in s.fired:
-        return INF
+    if fired(s, "engagement_silence", time_episode(since)):
+        return math.inf
     return since + rules.churn.engagement_silence.days * DAY
 
 
@@ -26,7 +26,7 @@ def check(ctx: Context) -> Signal | None:
     deadline = since + limit * DAY
     if ctx.now < deadline:
         return None
-    episode = f"{since:.3f}"
+    episode = time_episode(since)
     if already_fired(ctx, "engagement_silence", episode):
         return None
     mark_fired(ctx, "engagement_silence", episode)

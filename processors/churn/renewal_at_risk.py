@@ -5,13 +5,13 @@ Fires once per renewal date.
 
 from __future__ import annotations
 
-from processors.conditions import already_fired, mark_fired
+import math
+
+from processors.conditions import already_fired, fired, mark_fired
 from processors.context import Context
 from processors.rules import Rules
 from processors.state import DAY, AccountState, day_of
 from schemas.signals import Signal
-
-INF = float("inf")
 
 
 def due(s: AccountState, rules: Rules) -> float:
@@ -20,9 +20,9 @@ def due(s: AccountState, rules: Rules) -> float:
     engaged as engagements age out of the window; a departure only comes with an event (a
     role change, which makes the engine ask again). A second's margin absorbs rounding."""
     r = rules.churn.renewal_at_risk
-    if s.renewal_day is None or f"renewal_at_risk:{s.renewal_day}" in s.fired or \
+    if s.renewal_day is None or fired(s, "renewal_at_risk", str(s.renewal_day)) or \
             day_of(s.high_water) > s.renewal_day:
-        return INF
+        return math.inf
     window_start = (s.renewal_day - r.within_days) * DAY
     if any(d.left_at + r.champion_left_days * DAY >= s.high_water for d in s.departures):
         return window_start - 1.0
@@ -32,7 +32,7 @@ def due(s: AccountState, rules: Rules) -> float:
     latest = sorted((st.last_engaged for st in s.stakeholders.values()
                      if st.on_roster and st.last_engaged is not None), reverse=True)
     thin = latest[r.min_engaged - 1] + r.engaged_window_days * DAY \
-        if len(latest) >= r.min_engaged else -INF
+        if len(latest) >= r.min_engaged else -math.inf
     thin = max(thin, s.first_seen + r.engaged_window_days * DAY)  # once the window is observed
     return max(window_start, min(silence, thin)) - 1.0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from processors.context import Context
 from processors.rules import Rules
 from processors.state import DAY, AccountState
@@ -12,7 +14,7 @@ def due(s: AccountState, rules: Rules) -> float:
     """The earliest event time ``check`` can fire at (or mark a departure checked at)."""
     days = rules.churn.succession_overdue.days * DAY
     return min((d.left_at + days for d in s.departures if not d.succession_checked),
-               default=float("inf"))
+               default=math.inf)
 
 
 def check(ctx: Context) -> Signal | None:
