@@ -79,29 +79,26 @@ def _type_columns(e: object) -> dict[str, Any]:
     raise TypeError(f"not an input event: {type(e).__name__}")
 
 
-_POSITION = {c: i for i, c in enumerate(EVENT_COLUMNS)}
-_BLANK_ROW = [_EMPTY.get(c) for c in EVENT_COLUMNS]  # type columns empty, the rest set per row
-_CHAMPIONS = _POSITION["champion_ids"]
-# event_row fills the envelope and the source columns by position
-if EVENT_COLUMNS[:6] != ("event_id", "type", "schema_version", "occurred_at", "account_id",
-                         "stakeholder_id") or \
-        EVENT_COLUMNS[-4:] != ("source_topic", "source_partition", "source_offset", "ingested_at"):
-    raise RuntimeError("EVENT_COLUMNS changed order: update event_row")
-
-
 def event_row(accepted: AcceptedEvent, ingested_at: datetime) -> list[Any]:
     """The event as a row of ``EVENT_COLUMNS``: what each column holds, spelled out. The writer
     sends :func:`event_json_line` instead; this is the reference the tests hold it to."""
     e = accepted.event
     src = accepted.source
-    row = _BLANK_ROW.copy()
-    row[_CHAMPIONS] = []  # a list of its own for every row
-    for name, value in _type_columns(e).items():
-        row[_POSITION[name]] = value
-    row[:6] = (e.event_id, e.type, e.schema_version, e.occurred_at.astimezone(UTC),
-               e.account_id, "" if isinstance(e, AccountProfile) else e.stakeholder_id)
-    row[-4:] = (src.topic, src.partition, src.offset, ingested_at)
-    return row
+    values = dict(_EMPTY, champion_ids=[])  # a list of its own for every row
+    values.update(_type_columns(e))
+    values.update(
+        event_id=e.event_id,
+        type=e.type,
+        schema_version=e.schema_version,
+        occurred_at=e.occurred_at.astimezone(UTC),
+        account_id=e.account_id,
+        stakeholder_id="" if isinstance(e, AccountProfile) else e.stakeholder_id,
+        source_topic=src.topic,
+        source_partition=src.partition,
+        source_offset=src.offset,
+        ingested_at=ingested_at,
+    )
+    return [values[c] for c in EVENT_COLUMNS]
 
 
 def ingested_at_text(at: datetime) -> bytes:
