@@ -10,6 +10,7 @@ and with signals on, the signals and state of its event too — in offset order 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 from collections import deque
@@ -24,8 +25,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from processors.ingest import RawMessage
 from processors.rules import Rules
+from sinks.analyst import AnalystQueries, QueryFailed
 from sinks.clickhouse import ClickHouseWriter
-from sinks.readonly import NotReadOnly, check_read_only
+from sinks.readonly import NotReadOnly
 from streams.acks import AckTracker
 from streams.batch_consumer import use_batch_consumer
 from streams.metrics import Metrics
@@ -36,6 +38,8 @@ from streams.state_codec import STATE_CODEC
 
 log = logging.getLogger(__name__)
 LAG_INTERVAL_S = 5.0
+# how often a running /sql query looks whether its client is still there
+DISCONNECT_POLL_S = 0.25
 # batches applied whose writes are still in flight: the engine runs ahead of ClickHouse by this
 # many batches at most
 MAX_BATCHES_IN_FLIGHT = 2
@@ -102,8 +106,24 @@ def pending_inputs(app: faust.App, inputs: list[str], partition: int,
     return pending
 
 
+def authorized(settings: Settings, header: str | None) -> bool:
+    """Whether a /sql request may run: with a token configured, it must carry it as
+    ``Authorization: Bearer <token>`` (compared in constant time)."""
+    if settings.sql_token is None:
+        return True  # only possible on loopback: run_worker refuses anything else
+    expected = f"Bearer {settings.sql_token.get_secret_value()}".encode()
+    return hmac.compare_digest((header or "").encode(), expected)
+
+
+async def until_disconnected(request: Request) -> None:
+    """Returns once the client of ``request`` has hung up."""
+    transport = cast(Any, request).transport  # an aiohttp request under Faust's type
+    while transport is not None and not transport.is_closing():
+        await asyncio.sleep(DISCONNECT_POLL_S)
+
+
 def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
-               rules: Rules) -> faust.App:
+               rules: Rules, analyst: AnalystQueries) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=_brokers(settings.kafka_bootstrap),
@@ -239,20 +259,35 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
 
     @app.page("/sql")
     class SqlView(View):
-        """Read-only queries through the worker, which holds the embedded database open."""
+        """Analyst queries through the worker, which holds the embedded database open: judged,
+        bounded and run beside ingestion (sinks.analyst); a client that hangs up cancels its
+        query."""
 
         async def post(self, request: Request) -> Response:
+            if not authorized(settings, request.headers.get("Authorization")):
+                return self.json({"error": "send Authorization: Bearer $RADAR_SQL_TOKEN",
+                                  "kind": "unauthorized"}, status=401)
             try:
                 body = json.loads(await request.text())
-                sql = check_read_only(str(body["sql"]))
-            except NotReadOnly as exc:
-                return self.json({"error": str(exc), "kind": "not_read_only"}, status=400)
+                sql = str(body["sql"])
             except (ValueError, KeyError, TypeError):
                 return self.json({"error": 'send {"sql": "SELECT ..."}', "kind": "bad_request"},
                                  status=400)
+            query = asyncio.ensure_future(analyst.run(sql))
+            gone = asyncio.ensure_future(until_disconnected(request))
             try:
-                columns, rows = await writer.query_read_only(sql)
-            except Exception as exc:  # noqa: BLE001 - the database's message goes to the user
+                await asyncio.wait({query, gone}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                gone.cancel()
+            if not query.done():
+                query.cancel()  # the client hung up: the query is killed, not left to run
+                log.info("/sql: the client hung up; its query was cancelled")
+                return self.json({"error": "client gone", "kind": "cancelled"}, status=499)
+            try:
+                columns, rows = query.result()
+            except NotReadOnly as exc:
+                return self.json({"error": str(exc), "kind": "not_read_only"}, status=400)
+            except QueryFailed as exc:
                 return self.json({"error": str(exc), "kind": "query_failed"}, status=400)
             return self.bytes(
                 json.dumps({"columns": columns, "rows": rows}, default=str).encode(),

@@ -6,11 +6,13 @@ nothing else in the project reads the environment.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from schemas.topics import TopicNames
 
@@ -52,6 +54,17 @@ class Settings(BaseModel):
     web_port: int = Field(default=6066, ge=1, le=65535)
     log_level: str = Field(default="warn", pattern=r"^(crit|error|warn|info|debug)$")
     rules: Path | None = None  # the signal rules file (read by the signal engine)
+    # analyst SQL (radar sql, /sql): bounds of one query, and the bearer token /sql requires
+    # whenever the web server listens beyond loopback
+    sql_max_seconds: float = Field(default=30.0, gt=0, le=24 * 3600)
+    sql_max_rows: int = Field(default=100_000, ge=1, le=100_000_000)
+    sql_max_memory_bytes: int = Field(default=2 * 1024**3, ge=16 * 1024**2)
+    sql_token: SecretStr | None = Field(default=None, min_length=16)
+    # implausible event times are bad input (dead-lettered as implausible_time)
+    earliest_event_time: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
+    max_future_seconds: int = Field(default=86_400, ge=0)
+    # a ClickHouse TTL on events and dead_letters (none by default)
+    events_ttl_days: int | None = Field(default=None, ge=1, le=100_000)
 
     @field_validator("clickhouse_dsn")
     @classmethod
@@ -80,6 +93,16 @@ class Settings(BaseModel):
     @property
     def topics(self) -> TopicNames:
         return TopicNames(self.topic_prefix)
+
+    @property
+    def web_on_loopback(self) -> bool:
+        """Whether the web server (/metrics, /sql) answers only this machine."""
+        if self.web_host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.web_host).is_loopback
+        except ValueError:
+            return False  # a host name: it may resolve to any interface
 
     @property
     def web_url(self) -> str:

@@ -179,9 +179,13 @@ def test_radar_sql_answers_while_the_worker_runs_and_refuses_writes(radar: Radar
         refused = radar.run("sql", statement)
         assert refused.returncode == 2, (statement, refused.stdout)
         assert "not allowed" in refused.stderr or "one statement" in refused.stderr
-    # a write disguised as a read is stopped by ClickHouse's readonly setting
-    sneaky = radar.run("sql", "SELECT * FROM events INTO OUTFILE '/tmp/radar-x.tsv'")
+    # a write disguised as a read writes no file (tests/integration/test_sql_security.py has
+    # every form, on both paths)
+    target = radar.tmp / "radar-x.tsv"
+    sneaky = radar.run("sql", f"SELECT * FROM events INTO OUTFILE '{target}'")
     assert sneaky.returncode == 2
+    assert "INTO OUTFILE is not allowed" in sneaky.stderr
+    assert not target.exists()
     assert radar.scalar("SELECT count() FROM events") == 50  # the worker is unharmed
 
     assert radar.stop_worker(worker) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sinks.readonly import NotReadOnly, check_read_only
+from sinks.readonly import NotReadOnly, check_read_only, judge_ast
 
 
 @pytest.mark.parametrize(
@@ -122,3 +122,95 @@ def test_an_empty_query_is_refused(sql: str) -> None:
 
 def test_not_read_only_is_a_value_error() -> None:
     assert issubclass(NotReadOnly, ValueError)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM events INTO OUTFILE 'x.tsv'",
+    "select 1 into\toutfile 'x' append",
+    "SELECT 1 INTO /* c */ OUTFILE 'x'",
+])
+def test_into_outfile_is_refused_by_the_text_check(sql: str) -> None:
+    with pytest.raises(NotReadOnly, match="^INTO OUTFILE is not allowed"):
+        check_read_only(sql)
+
+
+def test_into_outfile_inside_a_string_is_only_text() -> None:
+    assert check_read_only("SELECT 'INTO OUTFILE' AS words") == "SELECT 'INTO OUTFILE' AS words"
+
+
+# -------------------------------------------------------------------- judge_ast (pure)
+TABLE_FUNCTIONS = ["file", "url", "s3", "numbers", "format", "values", "filesystem"]
+ALSO_ORDINARY = ["file", "format"]
+
+
+def ast(*lines: str) -> list[str]:
+    return list(lines)
+
+
+SELECT_FROM_EVENTS = ast(
+    "SelectWithUnionQuery (children 2)",
+    " ExpressionList (children 1)",
+    "  SelectQuery (children 2)",
+    "   ExpressionList (children 1)",
+    "    Asterisk",
+    "   TablesInSelectQuery (children 1)",
+    "    TablesInSelectQueryElement (children 1)",
+    "     TableExpression (children 1)",
+    "      TableIdentifier events",
+    " Identifier Native",
+)
+
+
+def test_a_plain_select_passes() -> None:
+    judge_ast(SELECT_FROM_EVENTS, TABLE_FUNCTIONS, ALSO_ORDINARY)
+
+
+def test_a_literal_among_the_statements_own_clauses_is_an_outfile() -> None:
+    with pytest.raises(NotReadOnly, match="INTO OUTFILE"):
+        judge_ast([*SELECT_FROM_EVENTS[:-1], " Literal 'out.tsv'", " Identifier Native"],
+                  TABLE_FUNCTIONS, ALSO_ORDINARY)
+
+
+@pytest.mark.parametrize(("function", "refused"), [
+    ("url", True), ("URL", True), ("s3", True), ("file", True), ("format", True),
+    ("filesystem", True), ("numbers", False), ("values", False),
+])
+def test_table_functions_other_than_generators_are_refused(function: str, refused: bool) -> None:
+    tree = [line if "TableIdentifier" not in line else f"      Function {function} (children 1)"
+            for line in SELECT_FROM_EVENTS]
+    if refused:
+        with pytest.raises(NotReadOnly, match=rf"^{function}\(\) is not allowed"):
+            judge_ast(tree, TABLE_FUNCTIONS, ALSO_ORDINARY)
+    else:
+        judge_ast(tree, TABLE_FUNCTIONS, ALSO_ORDINARY)
+
+
+@pytest.mark.parametrize(("function", "refused"), [("format", False), ("file", True),
+                                                    ("url", True), ("lower", False)])
+def test_ordinary_functions_are_refused_only_when_they_reach_outside(function: str,
+                                                                    refused: bool) -> None:
+    tree = [line if "Asterisk" not in line else f"    Function {function} (children 1)"
+            for line in SELECT_FROM_EVENTS]
+    if refused:
+        with pytest.raises(NotReadOnly, match="is not allowed"):
+            judge_ast(tree, TABLE_FUNCTIONS, ALSO_ORDINARY)
+    else:
+        judge_ast(tree, TABLE_FUNCTIONS, ALSO_ORDINARY)
+
+
+@pytest.mark.parametrize("tree", [
+    pytest.param(["SelectWithUnionQuery (children 1)", "ird"], id="second-root"),
+    pytest.param(["SelectWithUnionQuery (children 1)", "   ExpressionList"], id="skipped-depth"),
+    pytest.param([" Literal 1"], id="no-root"),
+    pytest.param([], id="empty"),
+])
+def test_a_parse_that_is_not_one_tree_is_refused(tree: list[str]) -> None:
+    with pytest.raises(NotReadOnly, match="could not be judged"):
+        judge_ast(tree, TABLE_FUNCTIONS, ALSO_ORDINARY)
+
+
+@pytest.mark.parametrize("root", ["ShowGrantsQuery", "SHOW USERS query", "InsertQuery",
+                                  "AlterQuery", "ParallelWithQuery 2 SelectWithUnionQuery"])
+def test_statements_that_are_not_reads_are_refused(root: str) -> None:
+    with pytest.raises(NotReadOnly, match="is not allowed: radar sql reads data"):
+        judge_ast([f"{root} (children 1)", " Identifier Native"], TABLE_FUNCTIONS)
