@@ -6,7 +6,8 @@ import hashlib
 
 import pytest
 
-from sinks.clickhouse import dedup_token, redact
+from sinks.clickhouse import dedup_token
+from sinks.dsn import redact
 from streams.query import render_table
 
 # ----------------------------------------------------------------------------- dedup_token
