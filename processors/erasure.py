@@ -9,11 +9,12 @@ dropped, so no later signal, state or evidence brings the subject back.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
 from typing import Literal
 
+from processors.ingest import AcceptedEvent
 from processors.state import AccountState
+from schemas.events import AccountProfile
 
 SubjectKind = Literal["stakeholder", "account"]
 SUBJECT_KINDS: tuple[SubjectKind, ...] = ("stakeholder", "account")
@@ -25,30 +26,53 @@ def subject_hash(kind: SubjectKind, subject_id: str) -> str:
     return hashlib.sha256(f"{kind}\x00{subject_id}".encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
 class Erased:
-    """The hashes of every subject erased so far."""
+    """The hashes of every subject erased so far; one instance is shared by whoever checks
+    events (decode and the engine's stage) and grows as erasures arrive."""
 
-    stakeholders: frozenset[str] = frozenset()
-    accounts: frozenset[str] = frozenset()
+    def __init__(self) -> None:
+        self.stakeholders: set[str] = set()
+        self.accounts: set[str] = set()
 
     def __bool__(self) -> bool:
         return bool(self.stakeholders or self.accounts)
 
-    def add(self, kind: SubjectKind, digest: str) -> Erased:
-        if kind == "stakeholder":
-            return Erased(self.stakeholders | {digest}, self.accounts)
-        return Erased(self.stakeholders, self.accounts | {digest})
+    def add(self, kind: SubjectKind, digest: str) -> bool:
+        """Record an erasure; False when it was already known."""
+        known = self.stakeholders if kind == "stakeholder" else self.accounts
+        if digest in known:
+            return False
+        known.add(digest)
+        return True
 
     def covers(self, account_id: str, stakeholder_id: str | None) -> bool:
         """Whether an event of this account and stakeholder belongs to an erased subject."""
-        if self.accounts and subject_hash("account", account_id) in self.accounts:
+        if self.account_erased(account_id):
             return True
         return bool(self.stakeholders and stakeholder_id is not None
                     and subject_hash("stakeholder", stakeholder_id) in self.stakeholders)
 
     def account_erased(self, account_id: str) -> bool:
         return bool(self.accounts) and subject_hash("account", account_id) in self.accounts
+
+    def scrub(self, accepted: Sequence[AcceptedEvent]) -> list[AcceptedEvent]:
+        """The events to keep: none of an erased subject, and no erased champion named on a
+        profile (the rest of the profile stands)."""
+        if not self:
+            return list(accepted)
+        kept = []
+        for item in accepted:
+            event = item.event
+            if self.covers(event.account_id, getattr(event, "stakeholder_id", None)):
+                continue
+            if isinstance(event, AccountProfile) and self.stakeholders:
+                champions = [c for c in event.champion_ids
+                             if subject_hash("stakeholder", c) not in self.stakeholders]
+                if len(champions) != len(event.champion_ids):
+                    item = AcceptedEvent(event.model_copy(update={"champion_ids": champions}),
+                                         item.source)
+            kept.append(item)
+        return kept
 
 
 def forget_stakeholders(state: AccountState, erased: Collection[str]) -> list[str]:

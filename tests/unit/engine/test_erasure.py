@@ -90,13 +90,47 @@ def test_forgetting_someone_not_there_changes_nothing() -> None:
 
 
 def test_erased_subjects_are_recognised_by_hash_only() -> None:
-    subjects = Erased().add("stakeholder", subject_hash("stakeholder", "ana")) \
-        .add("account", subject_hash("account", "acct-9"))
+    subjects = Erased()
+    assert subjects.add("stakeholder", subject_hash("stakeholder", "ana"))
+    assert subjects.add("account", subject_hash("account", "acct-9"))
+    assert not subjects.add("account", subject_hash("account", "acct-9"))
 
     assert subjects.covers("acct-1", "ana")
     assert subjects.covers("acct-9", None)
     assert subjects.covers("acct-9", "bo")
     assert not subjects.covers("acct-1", "bo")
     assert not subjects.covers("ana", None)  # an account named like the person is another
-    assert "ana" not in repr(subjects)
+    assert "ana" not in repr(vars(subjects))
     assert not Erased()
+
+
+def test_scrub_drops_events_of_erased_subjects_and_erased_champions_from_profiles() -> None:
+    from processors.ingest import AcceptedEvent, RawMessage
+    from schemas.events import INPUT_EVENT
+
+    def accepted(n: int, **fields: object) -> AcceptedEvent:
+        event = INPUT_EVENT.validate_python({
+            "event_id": f"e{n}", "schema_version": 1, "occurred_at": "2026-01-05T09:00:00Z",
+            **fields}, strict=False)
+        return AcceptedEvent(event, RawMessage("t", 0, n, None, b""))
+
+    reply = {"type": "outreach_reply", "sequence_id": "s", "channel": "email",
+             "reply_kind": "reply"}
+    batch = [
+        accepted(1, account_id="acct-1", stakeholder_id="ana", **reply),
+        accepted(2, account_id="acct-1", stakeholder_id="bo", **reply),
+        accepted(3, account_id="acct-9", stakeholder_id="bo", **reply),
+        accepted(4, type="account_profile", account_id="acct-1", name="A", sector="s", tier=1,
+                 renewal_date="2026-09-01", arr=1.0, champion_ids=["ana", "bo"]),
+    ]
+    subjects = Erased()
+    assert subjects.scrub(batch) == batch  # nothing erased: nothing changes
+    subjects.add("stakeholder", subject_hash("stakeholder", "ana"))
+    subjects.add("account", subject_hash("account", "acct-9"))
+
+    kept = subjects.scrub(batch)
+
+    assert [a.event.event_id for a in kept] == ["e2", "e4"]
+    profile = kept[1].event
+    assert getattr(profile, "champion_ids") == ["bo"]  # noqa: B009 - a union member's field
+    assert kept[1].source is batch[3].source
