@@ -37,7 +37,13 @@ from sinks.rows import (
     ingested_at_text,
     signal_row,
 )
-from sinks.schema import SCHEMA_VERSION, STATEMENTS
+from sinks.schema import (
+    SCHEMA_VERSION,
+    STATEMENTS,
+    TTL_COLUMNS,
+    retention_statements,
+    table_ttl,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -131,13 +137,28 @@ def redact(dsn: str) -> str:
     return f"{scheme}://{user}:***@{host}"
 
 
-def init_schema(client: Client) -> list[str]:
-    """Create or upgrade every table; safe to run any number of times. Returns table names."""
+def init_schema(client: Client, events_ttl_days: int | None = None) -> list[str]:
+    """Create or upgrade every table and set the retention of ``events`` and ``dead_letters``
+    (``events_ttl_days``, None: no TTL); safe to run any number of times. Returns table names."""
     for statement in STATEMENTS:
         client.command(statement)
+    apply_retention(client, events_ttl_days)
     client.command(f"INSERT INTO radar_schema (version) VALUES ({SCHEMA_VERSION})")
     rows = client.query("SELECT name FROM system.tables WHERE database = currentDatabase()")
     return sorted(r[0] for r in rows.result_rows)
+
+
+def apply_retention(client: Client, days: int | None) -> list[str]:
+    """Bring the TTL of ``events`` and ``dead_letters`` to ``days``; returns the ALTERs run
+    (none when it already is). A change is logged: it deletes, or stops deleting, rows."""
+    tables = ", ".join(f"'{t}'" for t in TTL_COLUMNS)
+    rows = client.query("SELECT name, engine_full FROM system.tables "
+                        f"WHERE database = currentDatabase() AND name IN ({tables})").result_rows
+    statements = retention_statements({name: table_ttl(engine) for name, engine in rows}, days)
+    for statement in statements:
+        log.warning("retention: %s", statement)
+        client.command(statement)
+    return statements
 
 
 def dedup_token(table: str, ids: Sequence[str]) -> str:
@@ -185,8 +206,10 @@ class ClickHouseWriter:
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        events_ttl_days: int | None = None,
     ) -> None:
         self.dsn = dsn
+        self._events_ttl_days = events_ttl_days
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self._client: Client | None = None
         self._retry_initial = retry_initial
@@ -204,7 +227,8 @@ class ClickHouseWriter:
 
     def open_blocking(self) -> list[str]:
         """Open the database and create or upgrade the schema; returns the table names."""
-        return self._executor.submit(lambda: init_schema(self._get_client())).result()
+        return self._executor.submit(
+            lambda: init_schema(self._get_client(), self._events_ttl_days)).result()
 
     def close_blocking(self) -> None:
         def _close() -> None:

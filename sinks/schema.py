@@ -14,6 +14,9 @@ Why ReplacingMergeTree *and* deduplication tokens:
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+
 SCHEMA_VERSION = 2
 
 _DEDUP = "non_replicated_deduplication_window = 1000"
@@ -207,3 +210,49 @@ STATEMENTS: tuple[str, ...] = (
     ORDER BY version
     """,
 )
+
+
+# Retention (RADAR_EVENTS_TTL_DAYS): the tables that get a TTL, and the column it counts from.
+# events: the event's own time, so "N days" means N days of history, whenever it arrived.
+# dead_letters: stored_at, the worker's clock when it stored the letter. failed_at is the Kafka
+# message timestamp, which the producer sets: a message with an absurd timestamp (the very thing
+# dead letters are for) would vanish at once or never.
+TTL_COLUMNS: Mapping[str, str] = {"events": "occurred_at", "dead_letters": "stored_at"}
+
+
+def ttl_expression(column: str, days: int) -> str:
+    """The TTL as ClickHouse prints it back in ``system.tables.engine_full`` (compared as text)."""
+    return f"toDateTime({column}) + toIntervalDay({days})"
+
+
+_TABLE_TTL = re.compile(r"\bTTL\s+(.+?)(?:\s+SETTINGS\s|$)")
+
+
+def table_ttl(engine_full: str) -> str | None:
+    """The table TTL of an ``engine_full`` text, or None when the table has none."""
+    match = _TABLE_TTL.search(engine_full)
+    return match.group(1).strip() if match else None
+
+
+def retention_statements(current: Mapping[str, str | None], days: int | None) -> list[str]:
+    """The ALTERs that give ``events`` and ``dead_letters`` the TTL of ``days``.
+
+    ``current`` maps each table to its TTL now (None: none). Nothing is returned for a table
+    that already has it, so running this again changes nothing (a changed TTL makes ClickHouse
+    re-evaluate every part once). ``days`` None removes only a TTL that radar set; a TTL in
+    another form was written by hand and is left alone.
+    """
+    statements: list[str] = []
+    for table, column in TTL_COLUMNS.items():
+        now = current.get(table)
+        if days is not None:
+            wanted = ttl_expression(column, days)
+            if now != wanted:
+                statements.append(f"ALTER TABLE {table} MODIFY TTL {wanted}")
+        elif now is not None and is_radar_ttl(now, column):
+            statements.append(f"ALTER TABLE {table} REMOVE TTL")
+    return statements
+
+
+def is_radar_ttl(expression: str, column: str) -> bool:
+    return re.fullmatch(rf"toDateTime\({column}\) \+ toIntervalDay\(\d+\)", expression) is not None

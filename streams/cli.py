@@ -64,14 +64,44 @@ def _sql(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _db(settings: Settings, args: argparse.Namespace) -> int:
-    from sinks.clickhouse import init_schema, open_client, redact
+    import os
 
-    client = open_client(settings.dsn)
+    from sinks import grants
+    from sinks.clickhouse import init_schema, open_client, redact
+    from sinks.schema import TTL_COLUMNS
+
+    database = args.database or grants.dsn_database(settings.dsn) or "radar"
+    bounds = grants.QueryBounds(settings.sql_max_seconds, settings.sql_max_rows,
+                                settings.sql_max_memory_bytes)
+    if args.print_grants:  # printed, not run: no database is opened
+        print(grants.grants_script(database, bounds))
+        return 0
+    hashes: dict[str, str] = {}
     try:
-        tables = init_schema(client)
-    finally:
-        client.close()
+        if args.create_users:
+            if settings.embedded:
+                raise grants.UsersError(
+                    "--create-users needs a ClickHouse server: RADAR_CLICKHOUSE_DSN="
+                    "http(s)://admin:...@host:8123/db (embedded ClickHouse has no users)")
+            # the new users' passwords (not RADAR_* settings): hashed here, never printed
+            hashes = grants.password_hashes(os.environ)
+        client = open_client(settings.dsn)
+        try:
+            tables = init_schema(client, settings.events_ttl_days)
+            if hashes:
+                grants.create_users(client, database, bounds, hashes)
+        finally:
+            client.close()
+    except grants.UsersError as exc:
+        print(f"radar db: {exc}", file=sys.stderr)
+        return 2
     print(f"schema ready in {redact(settings.dsn)}: {', '.join(tables)}")
+    kept = " and ".join(f"{table} by {column}" for table, column in TTL_COLUMNS.items())
+    print(f"retention: {kept}, {settings.events_ttl_days} days" if settings.events_ttl_days
+          else "retention: none (RADAR_EVENTS_TTL_DAYS is not set)")
+    if hashes:
+        print(f"users ready for database {database}: {grants.WRITER} (the worker), "
+              f"{grants.ANALYST} (read only, profile {grants.ANALYST_PROFILE})")
     return 0
 
 
@@ -148,8 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--format", choices=["table", "tsv", "json"], default="table")
     sql.set_defaults(run=_sql)
 
-    db = sub.add_parser("db", help="ClickHouse schema")
-    db.add_argument("action", choices=["init"], help="create or upgrade the schema (idempotent)")
+    db = sub.add_parser("db", help="ClickHouse schema, retention and users")
+    db.add_argument("action", choices=["init"], help="create or upgrade the schema and set the "
+                    "retention of RADAR_EVENTS_TTL_DAYS (idempotent)")
+    users = db.add_mutually_exclusive_group()
+    users.add_argument("--print-grants", action="store_true",
+                       help="print (do not run) the SQL creating the writer and analyst users of "
+                       "a ClickHouse server, with placeholders for the password hashes")
+    users.add_argument("--create-users", action="store_true",
+                       help="also create those users (a server DSN of an administrator; the "
+                       "passwords from CLICKHOUSE_WRITER_PASSWORD and CLICKHOUSE_ANALYST_PASSWORD)")
+    db.add_argument("--database", default=None, help="the database the users get (default: the "
+                    "one RADAR_CLICKHOUSE_DSN names; radar for embedded ClickHouse)")
     db.set_defaults(run=_db)
 
     evaluate = sub.add_parser("evaluate", help="precision, recall and lead time of the stored "

@@ -85,7 +85,7 @@ def run_worker(settings: Settings) -> None:
             super()._schedule_shutdown(signal)
 
     rules = load_rules(settings)  # a bad rules file stops the worker before it starts
-    writer = ClickHouseWriter(settings.dsn)
+    writer = ClickHouseWriter(settings.dsn, events_ttl_days=settings.events_ttl_days)
     writer.open_blocking()  # fail fast, with a clear message, before Kafka is touched
     metrics = Metrics()
     (settings.local / "faust" / settings.app_id).mkdir(parents=True, exist_ok=True)

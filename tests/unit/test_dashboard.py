@@ -13,6 +13,7 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 import yaml
@@ -327,3 +328,136 @@ def test_grafana_installs_the_clickhouse_plugin_it_provisions() -> None:
     plugins = str(compose["services"]["grafana"]["environment"]["GF_INSTALL_PLUGINS"])
     assert CLICKHOUSE_PLUGIN in plugins.split(",")
     assert CLICKHOUSE_PLUGIN in datasource_types().values()
+
+
+# -- who logs in where: the token, the writer and the analyst -------------------------------------
+
+USERS_FILE = REPO / "deploy/clickhouse/users.d/radar-users.xml"
+ACCESS_FILE = REPO / "deploy/clickhouse/config.d/radar-access.xml"
+COMPOSE_ENV = {
+    "CLICKHOUSE_PASSWORD": "admin-Pa55", "CLICKHOUSE_WRITER_PASSWORD": "writer-Pa55",
+    "CLICKHOUSE_ANALYST_PASSWORD": "analyst-Pa55", "RADAR_SQL_TOKEN": "t" * 24,
+}
+
+
+class ComposeRefuses(Exception):
+    """docker compose would not start: a ``${VAR:?message}`` variable is unset or empty."""
+
+
+_COMPOSE_VAR = re.compile(r"\$(?:\{(\w+)(?:(:?[-?])([^}]*))?\}|(\w+))")
+
+
+def interpolate(value: Any, env: dict[str, str]) -> Any:
+    """``value`` (parsed compose YAML) with variables filled as docker compose fills them:
+    ``${V}``, ``$V``, ``${V:-default}``, ``${V-default}``, ``${V:?err}``, ``${V?err}``, ``$$``."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(4)
+        op, arg, found = match.group(2), match.group(3) or "", env.get(name)
+        unset = found is None or (found == "" and op is not None and op.startswith(":"))
+        if op in (":?", "?") and unset:
+            raise ComposeRefuses(f"{name}: {arg}")
+        if op in (":-", "-") and unset:
+            return arg
+        return found or ""
+
+    parts = value.split("$$")
+    return "$".join(_COMPOSE_VAR.sub(fill, part) for part in parts)
+
+
+def compose_with(env: dict[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = interpolate(load_yaml(REPO / "docker-compose.yml"), env)
+    return data
+
+
+def service_env(service: str, env: dict[str, str] = COMPOSE_ENV) -> dict[str, str]:
+    return {k: str(v) for k, v in compose_with(env)["services"][service]["environment"].items()}
+
+
+def test_the_compose_interpolation_reads_variables_as_compose_does() -> None:
+    env = {"SET": "x", "EMPTY": ""}
+    assert interpolate("${SET}-$SET-${UNSET:-d}-${EMPTY:-d}-${EMPTY-d}-$$SET", env) == "x-x-d-d--$SET"
+    for refused in ("${UNSET:?no}", "${EMPTY:?no}", "${UNSET?no}"):
+        with pytest.raises(ComposeRefuses):
+            interpolate(refused, env)
+    assert interpolate("${EMPTY?no}", env) == ""
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSE_ENV))
+def test_compose_does_not_start_without_each_password_and_the_token(name: str) -> None:
+    for missing in ({k: v for k, v in COMPOSE_ENV.items() if k != name}, {**COMPOSE_ENV, name: ""}):
+        with pytest.raises(ComposeRefuses, match=name):
+            compose_with(missing)
+
+
+def test_the_worker_listens_beyond_loopback_with_the_token_as_the_writer() -> None:
+    from sinks.grants import WRITER, dsn_database
+    from streams.settings import load_settings
+
+    for service in ("worker", "radar-db-init"):
+        radar = {k: v for k, v in service_env(service).items() if k.startswith("RADAR_")}
+        settings = load_settings(radar)
+        dsn = urlparse(settings.dsn)
+        assert (dsn.username, dsn.password) == (WRITER, COMPOSE_ENV["CLICKHOUSE_WRITER_PASSWORD"])
+        assert dsn_database(settings.dsn) == "radar"
+        assert settings.events_ttl_days is None  # retention only when RADAR_EVENTS_TTL_DAYS is set
+    worker = load_settings({k: v for k, v in service_env("worker").items() if k.startswith("RADAR_")})
+    assert not worker.web_on_loopback
+    assert worker.sql_token is not None
+    assert worker.sql_token.get_secret_value() == COMPOSE_ENV["RADAR_SQL_TOKEN"]
+    with_ttl = service_env("worker", {**COMPOSE_ENV, "RADAR_EVENTS_TTL_DAYS": "30"})
+    assert load_settings({k: v for k, v in with_ttl.items() if k.startswith("RADAR_")}
+                         ).events_ttl_days == 30
+
+
+def test_prometheus_scrapes_the_worker_without_the_sql_token() -> None:
+    job = next(j for j in load_yaml(PROMETHEUS)["scrape_configs"] if j["job_name"] == worker_job())
+    assert job["metrics_path"] == "/metrics"
+    assert not {"authorization", "bearer_token", "bearer_token_file", "basic_auth"} & set(job)
+
+
+def test_clickhouse_loads_the_radar_users_with_passwords_from_its_environment() -> None:
+    import xml.etree.ElementTree as ET
+
+    from sinks.grants import USERS
+
+    clickhouse = mounts("clickhouse")
+    assert clickhouse["/etc/clickhouse-server/users.d/radar-users.xml"] == USERS_FILE
+    assert clickhouse["/etc/clickhouse-server/config.d/radar-access.xml"] == ACCESS_FILE
+    access = ET.fromstring(ACCESS_FILE.read_text())
+    assert access.findtext("access_control_improvements/settings_constraints_replace_previous") == "true"
+    env = service_env("clickhouse")
+    users = ET.fromstring(USERS_FILE.read_text()).find("users")
+    assert users is not None
+    for user in USERS:
+        entry = users.find(user.name)
+        assert entry is not None, user.name
+        variable = entry.find("password")
+        assert variable is not None and variable.get("from_env") == user.password_var
+        assert env[user.password_var] == COMPOSE_ENV[user.password_var]
+
+
+def test_grafana_reads_clickhouse_as_the_analyst_within_its_time_bound() -> None:
+    import xml.etree.ElementTree as ET
+
+    from sinks.grants import ANALYST, ANALYST_PROFILE
+
+    source = next(s for s in load_yaml(DATASOURCES)["datasources"] if s["type"] == CLICKHOUSE_PLUGIN)
+    assert source["jsonData"]["username"] == ANALYST
+    password = source["secureJsonData"]["password"]
+    grafana = service_env("grafana")
+    # Grafana fills ${VAR} in provisioning files from its own environment
+    assert interpolate(password, grafana) == COMPOSE_ENV["CLICKHOUSE_ANALYST_PASSWORD"]
+    assert not {"CLICKHOUSE_PASSWORD", "CLICKHOUSE_WRITER_PASSWORD"} & set(grafana)
+    # the plugin sends max_execution_time = queryTimeout + 5 with each query; the analyst's
+    # profile refuses more than its bound
+    profile = ET.fromstring(USERS_FILE.read_text()).find(f"profiles/{ANALYST_PROFILE}")
+    assert profile is not None
+    bound = float(profile.findtext("constraints/max_execution_time/max") or "0")
+    assert 0 < int(source["jsonData"]["queryTimeout"]) + 5 <= bound
