@@ -33,7 +33,9 @@ WRITER_PRIVILEGES: tuple[str, ...] = (
     "CREATE TABLE",  # the schema init: CREATE TABLE IF NOT EXISTS
     "CREATE VIEW", "DROP VIEW",  # the schema init: CREATE OR REPLACE VIEW (replacing drops)
     "ALTER TTL",  # retention: MODIFY TTL / REMOVE TTL (RADAR_EVENTS_TTL_DAYS)
-    "ALTER DELETE",  # radar erase (SPEC section 12) deletes a person's or an account's rows
+    # radar erase (SPEC section 12): deletes a person's or an account's rows, and rewrites
+    # the signals and account states that only mention them (sinks/erasure.py)
+    "ALTER DELETE", "ALTER UPDATE",
 )
 ANALYST_PRIVILEGES: tuple[str, ...] = ("SELECT",)
 

@@ -302,8 +302,12 @@ def test_the_writer_runs_the_schema_init_and_the_worker_and_nothing_more(
         assert "CREATE DATABASE" in refused(client, "CREATE DATABASE elsewhere")
         for days in (30, 30, 7, None):  # the schema init: create, keep, change and remove the TTL
             assert "weekly_engagement" in init_schema(client, days)
-        client.command("ALTER TABLE signals DELETE WHERE account_id = 'acct-erased'")  # radar erase
-        client.command("DELETE FROM events WHERE account_id = 'acct-erased'")
+        # radar erase: mutations run to completion, deleting and rewriting (sinks/erasure.py)
+        erase = {"mutations_sync": 2}
+        client.command("ALTER TABLE events DELETE WHERE stakeholder_id = 'p-erased'", settings=erase)
+        client.command("ALTER TABLE account_state UPDATE champions = arrayFilter("
+                       "c -> c != 'p-erased', champions) WHERE has(champions, 'p-erased')",
+                       settings=erase)
         assert "DROP TABLE" in refused(client, "DROP TABLE signals")
         assert "TRUNCATE" in refused(client, "TRUNCATE TABLE events")
         assert "ALTER ADD COLUMN" in refused(client, "ALTER TABLE events ADD COLUMN extra String")
