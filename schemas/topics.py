@@ -12,8 +12,10 @@ INPUT_SUFFIX_BY_TYPE: dict[str, str] = {
     "role_change": "role-changes",
     "account_profile": "accounts",
 }
-OUTPUT_SUFFIXES: tuple[str, ...] = ("dead-letters", "signals", "alerts", "account-tiers")
-COMPACTED_SUFFIXES: frozenset[str] = frozenset({"accounts"})
+OUTPUT_SUFFIXES: tuple[str, ...] = ("dead-letters", "signals", "alerts", "account-tiers",
+                                    "erasures")
+# erasures: one record per erased subject (key = its hash), read whole by every worker
+COMPACTED_SUFFIXES: frozenset[str] = frozenset({"accounts", "erasures"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,10 @@ class TopicNames:
     @property
     def account_tiers(self) -> str:
         return self.name("account-tiers")
+
+    @property
+    def erasures(self) -> str:
+        return self.name("erasures")
 
     def all(self) -> list[str]:
         return self.inputs + [self.name(s) for s in OUTPUT_SUFFIXES]

@@ -26,6 +26,7 @@ from clickhouse_connect.driver.client import Client
 from processors.ingest import AcceptedEvent
 from schemas.dead_letter import DeadLetter
 from schemas.signals import Signal
+from sinks.dsn import parse_dsn, redact
 from sinks.rows import (
     ACCOUNT_STATE_COLUMNS,
     DEAD_LETTER_COLUMNS,
@@ -115,7 +116,11 @@ def open_client(dsn: str) -> Client:
         path = Path(dsn.removeprefix("chdb://"))
         path.mkdir(parents=True, exist_ok=True)
     try:
-        return clickhouse_connect.get_client(dsn=dsn)
+        if dsn.startswith("chdb://"):
+            return clickhouse_connect.get_client(dsn=dsn)
+        parts = parse_dsn(dsn)  # credentials from either place in the DSN, passed apart
+        return clickhouse_connect.get_client(dsn=parts.address, username=parts.username,
+                                             password=parts.password or "")
     except Exception as exc:
         text = str(exc)
         if "Cannot lock file" in text or "already running" in text:
@@ -125,16 +130,6 @@ def open_client(dsn: str) -> Client:
                 "`radar sql` while it runs"
             ) from exc
         raise DatabaseUnavailable(f"cannot open ClickHouse at {redact(dsn)}: {text}") from exc
-
-
-def redact(dsn: str) -> str:
-    """The DSN without its password, for messages."""
-    if "@" not in dsn or "://" not in dsn:
-        return dsn
-    scheme, rest = dsn.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
 
 
 def init_schema(client: Client, events_ttl_days: int | None = None) -> list[str]:
@@ -322,6 +317,11 @@ class ClickHouseWriter:
         rows = [account_state_row(v, version) for v in latest.values()]
         return await self._write("account_state", None, list(latest), rows,
                                  column_insert("account_state", ACCOUNT_STATE_COLUMNS))
+
+    async def on_client(self, fn: Callable[[Client], T]) -> T:
+        """Run ``fn`` with the writer's client, on its thread: after every write submitted
+        before it (e.g. an erasure, once the writes it must follow are in)."""
+        return await self._run(lambda: fn(self._get_client()))
 
     # -- reads -----------------------------------------------------------------------------
     async def query_read_only(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:

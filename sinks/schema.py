@@ -201,6 +201,18 @@ STATEMENTS: tuple[str, ...] = (
     GROUP BY account_id, week
     """,
     """
+    CREATE TABLE IF NOT EXISTS erasures
+    (
+        erasure_id    String,
+        subject_kind  LowCardinality(String),   -- stakeholder | account
+        subject_hash  String,                   -- SHA-256 of kind and id: the id itself is gone
+        removed       Map(String, UInt64),      -- rows removed (or redacted) per table
+        erased_at     DateTime64(3, 'UTC')
+    )
+    ENGINE = MergeTree
+    ORDER BY (erased_at, erasure_id)
+    """,
+    """
     CREATE TABLE IF NOT EXISTS radar_schema
     (
         version    UInt32,

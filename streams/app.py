@@ -23,13 +23,16 @@ from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from processors.erasure import Erased, subject_hash
 from processors.ingest import RawMessage
 from processors.rules import Rules
 from sinks.analyst import AnalystQueries, QueryFailed
 from sinks.clickhouse import ClickHouseWriter
+from sinks.erasure import erase as erase_in_clickhouse
 from sinks.readonly import NotReadOnly
 from streams.acks import AckTracker
 from streams.batch_consumer import use_batch_consumer
+from streams.erasure import Eraser, erasure_record, follow_erasures, handle_erase_request
 from streams.metrics import Metrics
 from streams.pipeline import IngestPipeline, headers_list
 from streams.settings import Settings
@@ -82,7 +85,10 @@ class FaustStateTable:
         m = self.last_message.get(partition)
         if m is not None and self.stream is not None:
             self.stream._set_current_event(self.app.create_event(m.key, m.value, {}, m))
-        self.table[account_id] = value
+        if value is not None:
+            self.table[account_id] = value
+        elif account_id in self.table:
+            del self.table[account_id]  # a tombstone in the changelog
 
 
 def pending_inputs(app: faust.App, inputs: list[str], partition: int,
@@ -123,7 +129,11 @@ async def until_disconnected(request: Request) -> None:
 
 
 def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
-               rules: Rules, analyst: AnalystQueries) -> faust.App:
+               rules: Rules, analyst: AnalystQueries, erased: Erased | None = None,
+               erasures_from: dict[int, int] | None = None) -> faust.App:
+    """``erased``: the erasures read before start; ``erasures_from``: where following the
+    erasures topic goes on (see streams.erasure)."""
+    erased = erased if erased is not None else Erased()
     app = faust.App(
         settings.app_id,
         broker=_brokers(settings.kafka_bootstrap),
@@ -163,10 +173,10 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
         delivery = await dead_letter_topic.send(key=key, value=value, headers=headers, force=True)
         return await delivery
 
-    pipeline = IngestPipeline(settings, writer, metrics, send_dead_letter)
+    pipeline = IngestPipeline(settings, writer, metrics, send_dead_letter, erased=erased)
     tracker: AckTracker[Any] = AckTracker(lambda m: m.tp, lambda m: app.consumer.ack(m))
-    signals = _signal_stage(app, settings, rules, writer, metrics, raw_topic, tracker) \
-        if settings.signals else None
+    signals = _signal_stage(app, settings, rules, writer, metrics, raw_topic, tracker,
+                            erased) if settings.signals else None
 
     async def finish_when_stored(storing: asyncio.Future[None],
                                  applying: asyncio.Future[list[Any]], refused: list[Any]) -> None:
@@ -177,37 +187,54 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
         tracker.finish(refused)  # their dead letters are on the topic
         tracker.finish(applied)
 
+    in_flight: deque[asyncio.Future[None]] = deque()
+    # held while a batch is taken (decoded, handed to the engine): an erasure waits for it
+    gate = asyncio.Lock()
+
+    async def take(batch: list[Any]) -> None:
+        tracker.received(batch)
+        raws = [_raw(m) for m in batch]
+        decoded = pipeline.decode(raws)
+        if signals is None:
+            await pipeline.store(raws, decoded)
+            tracker.finish(batch)
+            return
+        # rows go into ClickHouse while the engine runs, and the batch's signals and states
+        # are written while the next batch is applied; a message is acknowledged only once
+        # all of that is done with it
+        storing = asyncio.ensure_future(pipeline.store(raws, decoded))
+        refused = {_coordinates(m): m for m in batch}
+        accepted = [(a, refused.pop((a.source.topic, a.source.partition, a.source.offset)))
+                    for a in decoded.accepted]
+        try:
+            applying = await signals.handle(batch, accepted)
+        except BaseException:
+            await storing
+            raise
+        in_flight.append(asyncio.ensure_future(
+            finish_when_stored(storing, applying, list(refused.values()))))
+
+    async def drain() -> None:
+        """Returns once every batch taken so far is stored."""
+        if in_flight:
+            await asyncio.wait(list(in_flight))
+
+    eraser = Eraser(erased, signals.stage if signals is not None else None, metrics, gate, drain)
+
     @app.agent(input_topic, name="radar")
     async def process_inputs(stream: faust.StreamT[bytes]) -> None:
         if signals is not None:
             signals.table.stream = stream
-        in_flight: deque[asyncio.Future[None]] = deque()
         async for messages in cast(faust.Stream[bytes], stream).noack():  # one fetch: a list of messages
-            batch = cast(list[Any], messages)
-            tracker.received(batch)
-            raws = [_raw(m) for m in batch]
-            decoded = pipeline.decode(raws)
-            if signals is None:
-                await pipeline.store(raws, decoded)
-                tracker.finish(batch)
-                continue
-            # rows go into ClickHouse while the engine runs, and the batch's signals and states
-            # are written while the next batch is applied; a message is acknowledged only once
-            # all of that is done with it
-            storing = asyncio.ensure_future(pipeline.store(raws, decoded))
-            refused = {_coordinates(m): m for m in batch}
-            accepted = [(a, refused.pop((a.source.topic, a.source.partition, a.source.offset)))
-                        for a in decoded.accepted]
-            try:
-                applying = await signals.handle(batch, accepted)
-            except BaseException:
-                await storing
-                raise
-            in_flight.append(asyncio.ensure_future(
-                finish_when_stored(storing, applying, list(refused.values()))))
+            async with gate:
+                await take(cast(list[Any], messages))
             # a failed write stops the agent here, as it would have without the overlap
             while in_flight and (len(in_flight) > MAX_BATCHES_IN_FLIGHT or in_flight[0].done()):
                 await in_flight.popleft()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow() -> None:
+        await follow_erasures(settings, eraser, erasures_from or {})
 
     @app.agent(dead_letter_topic, name="store-dead-letters")
     async def store_dead_letters(stream: faust.StreamT[bytes]) -> None:
@@ -294,6 +321,30 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
                 content_type="application/json",
             )
 
+    erasure_topic = raw_topic(topics.erasures)
+
+    @app.page("/erase")
+    class EraseView(View):
+        """``radar erase`` through the worker that holds the database (streams.erasure)."""
+
+        async def post(self, request: Request) -> Response:
+            if not authorized(settings, request.headers.get("Authorization")):
+                return self.json({"error": "send Authorization: Bearer $RADAR_SQL_TOKEN",
+                                  "kind": "unauthorized"}, status=401)
+            try:
+                kind, subject_id = handle_erase_request(json.loads(await request.text()))
+            except ValueError as exc:
+                return self.json({"error": str(exc), "kind": "bad_request"}, status=400)
+            digest = subject_hash(kind, subject_id)
+            key, value = erasure_record(kind, digest, datetime.now(UTC))
+            await (await erasure_topic.send(key=key, value=value, force=True))
+            await eraser.apply(kind, digest)
+            removed = await writer.on_client(
+                lambda client: erase_in_clickhouse(client, kind, subject_id,
+                                                   lambda: datetime.now(UTC)))
+            log.warning("erased a %s: %s", kind, removed)  # the id is not logged
+            return self.json({"removed": removed})
+
     return app
 
 
@@ -321,7 +372,7 @@ class SignalAgentState:
 
 def _signal_stage(app: faust.App, settings: Settings, rules: Rules, writer: ClickHouseWriter,
                   metrics: Metrics, raw_topic: Callable[..., faust.TopicT],
-                  tracker: AckTracker[Any]) -> SignalAgentState:
+                  tracker: AckTracker[Any], erased: Erased) -> SignalAgentState:
     """The signal stage, its state table and its idle timer (see streams.signal_stage)."""
     topics = settings.topics
     outputs = {name: raw_topic(name) for name in (topics.signals, topics.alerts,
@@ -343,7 +394,8 @@ def _signal_stage(app: faust.App, settings: Settings, rules: Rules, writer: Clic
     state_table = FaustStateTable(app, accounts_table)
     offsets: dict[tuple[str, int], int] = {}
     stage = SignalStage(settings, rules, state_table, writer, metrics, send,
-                        pending_topics=lambda p: pending_inputs(app, topics.inputs, p, offsets))
+                        pending_topics=lambda p: pending_inputs(app, topics.inputs, p, offsets),
+                        erased=erased)
     agent_state = SignalAgentState(stage, state_table, offsets, metrics)
 
     @app.timer(1.0, name="signals-idle")  # type: ignore[untyped-decorator]

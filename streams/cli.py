@@ -67,7 +67,8 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
     import os
 
     from sinks import grants
-    from sinks.clickhouse import init_schema, open_client, redact
+    from sinks.clickhouse import init_schema, open_client
+    from sinks.dsn import redact
     from sinks.schema import TTL_COLUMNS
 
     database = args.database or grants.dsn_database(settings.dsn) or "radar"
@@ -102,6 +103,17 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
     if hashes:
         print(f"users ready for database {database}: {grants.WRITER} (the worker), "
               f"{grants.ANALYST} (read only, profile {grants.ANALYST_PROFILE})")
+    return 0
+
+
+def _erase(settings: Settings, args: argparse.Namespace) -> int:
+    from processors.erasure import SubjectKind
+    from sinks.erasure import render
+    from streams.erasure import run_erase
+
+    kind: SubjectKind = "stakeholder" if args.stakeholder is not None else "account"
+    removed = run_erase(settings, kind, args.stakeholder or args.account)
+    print(render(kind, removed))
     return 0
 
 
@@ -192,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "one RADAR_CLICKHOUSE_DSN names; radar for embedded ClickHouse)")
     db.set_defaults(run=_db)
 
+    erase = sub.add_parser("erase", help="remove a person or an account everywhere (works while "
+                           "the worker runs)")
+    subject = erase.add_mutually_exclusive_group(required=True)
+    subject.add_argument("--stakeholder", metavar="ID", help="the stakeholder_id of a person")
+    subject.add_argument("--account", metavar="ID", help="an account_id")
+    erase.set_defaults(run=_erase)
+
     evaluate = sub.add_parser("evaluate", help="precision, recall and lead time of the stored "
                               "signals against the labels of `radar simulate`")
     evaluate.add_argument("--labels", required=True, help="the labels .jsonl file")
@@ -218,16 +237,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sinks.clickhouse import DatabaseUnavailable
     from sinks.readonly import NotReadOnly
     from streams.demo import DemoError
+    from streams.erasure import ErasureError
     from streams.kafka_local import LocalKafkaError
+    from streams.publish import PublishError
     from streams.query import QueryError
+    from streams.redaction import Redactor, install, secrets_of
 
     args = build_parser().parse_args(argv)
+    redact = Redactor([])
     try:
         settings = load_settings()
+        redact = Redactor(secrets_of(settings))
+        install(redact)  # logs and tracebacks of this process go out without the secrets
         code = int(args.run(settings, args))
     except (SettingsError, LocalKafkaError, DatabaseUnavailable, QueryError, NotReadOnly,
-            DemoError, RulesError, FileNotFoundError) as exc:
-        print(f"radar {args.command}: {exc}", file=sys.stderr)
+            DemoError, RulesError, PublishError, ErasureError, FileNotFoundError) as exc:
+        print(redact(f"radar {args.command}: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

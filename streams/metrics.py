@@ -86,6 +86,14 @@ class Metrics:
             "Times a partition's watermark stalled and its held events were released anyway.",
             registry=r,
         )
+        self.events_erased = Counter(
+            "radar_events_erased",
+            "Events of an erased person or account, dropped: neither stored nor applied.",
+            registry=r,
+        )
+        self.erasures = Counter(
+            "radar_erasures", "Erasures applied to the engine's state.", registry=r,
+        )
         self.held_events = Gauge(
             "radar_events_held",
             "Events waiting in the reorder buffers for the partition watermark.", registry=r,

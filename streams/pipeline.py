@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from processors.erasure import Erased
 from processors.ingest import IngestBatch, RawMessage, count_by, ingest
 from schemas.dead_letter import DeadLetter, from_message
+from schemas.decode import EventTimeBounds
 from sinks.clickhouse import ClickHouseWriter
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -47,6 +49,8 @@ class IngestPipeline:
     clock: Clock = _utc_now
     # next offset to store per (topic, partition): what the lag gauge measures against
     stored_through: dict[tuple[str, int], int] = field(default_factory=dict)
+    # erased people and accounts: their events are dropped here (acknowledged, not stored)
+    erased: Erased = field(default_factory=Erased)
 
     def decode(self, messages: Sequence[RawMessage]) -> IngestBatch:
         """Valid events and dead letters (each message decoded once, for rows and signals)."""
@@ -54,9 +58,17 @@ class IngestPipeline:
             messages,
             max_bytes=self.settings.max_message_bytes,
             topic_for_type=self.settings.topics.for_type,
+            # the wall clock once per batch: the latest plausible event time
+            time_bounds=EventTimeBounds(earliest=self.settings.earliest_event_time,
+                                        now=self.clock(),
+                                        max_future_seconds=self.settings.max_future_seconds),
         )
         for topic, n in Counter(m.topic for m in messages).items():
             self.metrics.events_consumed.labels(topic).inc(n)
+        if self.erased:
+            kept = self.erased.scrub(batch.accepted)
+            self.metrics.events_erased.inc(len(batch.accepted) - len(kept))
+            batch.accepted = kept
         return batch
 
     async def store(self, messages: Sequence[RawMessage], batch: IngestBatch) -> None:

@@ -50,8 +50,10 @@ def install(redact: Redactor) -> None:
         record.args = None
         if record.exc_info and record.exc_info[0] is not None:
             # formatters use exc_text when it is set: the traceback is rendered here, redacted
-            record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)).rstrip())
+            record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip()
             record.exc_info = None
+        if record.exc_text:  # rendered here, or by a factory this one wraps
+            record.exc_text = redact(record.exc_text)
         return record
 
     logging.setLogRecordFactory(redacted_record)

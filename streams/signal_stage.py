@@ -26,10 +26,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from processors.engagement import figures
-from processors.engine import Outcome, advance_time, apply_event
+from processors.engine import Outcome, apply_event
+from processors.erasure import Erased, forget_stakeholders
 from processors.ingest import AcceptedEvent
 from processors.rules import Rules
 from processors.state import DAY, AccountState, day_of
+from processors.sweep import sweep
 from processors.tiers import tier_of
 from processors.watermark import PartitionClock, ReorderBuffer
 from schemas.events import InputEvent
@@ -48,7 +50,8 @@ class StateTable(Protocol):
 
     def get(self, account_id: str) -> Any: ...
     def items(self) -> Iterable[tuple[str, Any]]: ...
-    def put(self, account_id: str, partition: int, value: Any) -> None: ...
+    def put(self, account_id: str, partition: int, value: Any) -> None:
+        """Store ``value`` for the account; None deletes it."""
 
 Pending = Callable[[int], set[str]]  # partition -> input topics with undelivered messages
 # a safety net: a partition whose watermark has not moved for this long releases what it
@@ -85,8 +88,13 @@ class SignalStage:
         send: Send,
         pending_topics: Pending,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        erased: Erased | None = None,
     ) -> None:
         self.settings = settings
+        # erased people and accounts (shared with decoding): the stage drops their held
+        # events and forgets them in every state it holds or loads
+        self.erased = erased if erased is not None else Erased()
+        self.dropped: list[tuple[str, int]] = []  # erased accounts whose state is to delete
         self.rules = rules
         self.table = table  # account_id -> {"p": partition, "s": AccountState.to_dict()}
         self.writer = writer
@@ -110,8 +118,10 @@ class SignalStage:
         self.idle_release_s = IDLE_RELEASE_S
 
     # -- state -----------------------------------------------------------------------------
-    def _load_partition(self, partition: int) -> None:
-        """After a start or rebalance, know every account of the partition (for day sweeps)."""
+    def _load_partition(self, partition: int, dirty: dict[str, tuple[int, AccountState]]
+                        ) -> None:
+        """After a start or rebalance, know every account of the partition (for day sweeps),
+        with every erasure so far applied to them."""
         if partition in self.loaded_partitions:
             return
         self.loaded_partitions.add(partition)
@@ -119,6 +129,24 @@ class SignalStage:
         for account_id, value in list(self.table.items()):
             if value.get("p") == partition:
                 members.add(account_id)
+        self._erase_in(partition, dirty)
+
+    def _erase_in(self, partition: int, dirty: dict[str, tuple[int, AccountState]]) -> None:
+        """Apply the erasures to the partition's states: an erased account's state goes, an
+        erased person is forgotten by every account (the changed states are saved)."""
+        if not self.erased:
+            return
+        members = self.members.get(partition, set())
+        for account_id in sorted(members):
+            if self.erased.account_erased(account_id):
+                members.discard(account_id)
+                self.cache.pop(account_id, None)
+                dirty.pop(account_id, None)
+                self.dropped.append((account_id, partition))
+                continue
+            state = self._state(account_id)
+            if state is not None and forget_stakeholders(state, self.erased.stakeholders):
+                dirty[account_id] = (partition, state)
 
     def _state(self, account_id: str) -> AccountState | None:
         state = self.cache.get(account_id)
@@ -182,11 +210,16 @@ class SignalStage:
             if watermark is None:
                 continue
             before = len(buffer)
-            self._load_partition(partition)
+            self._load_partition(partition, dirty)
             members = self.members.setdefault(partition, set())
+            erased = self.erased
             swept = self.swept_day.get(partition)
             for held in buffer.release(watermark):
                 e = held.event
+                if erased and erased.covers(e.account_id, getattr(e, "stakeholder_id", None)):
+                    result.released.append(held.token)  # held before its subject was erased
+                    self.metrics.events_erased.inc()
+                    continue
                 # days the stream moved past before this event are swept first, so time-based
                 # signals fire on their own day, as in a day-by-day replay
                 if swept is None or held.t >= (swept + 1) * DAY:
@@ -223,18 +256,16 @@ class SignalStage:
         if last is None:
             self.swept_day[partition] = today
             return
-        # one sweep per day boundary crossed, each at the start of its day, so a jump of
-        # several days fires each day's deadlines as a day-by-day replay would
-        for day in range(last + 1, today + 1):
-            at = day * DAY
-            for account_id in sorted(self.members.get(partition, ())):
-                state = self._state(account_id)
-                if state is None or state.evaluated_day is not None and \
-                        state.evaluated_day >= day:
-                    continue
-                outcome = advance_time(state, at, self.rules, detected_at)
+        # each day boundary crossed is judged at the start of its day, so a jump of several
+        # days fires each day's deadlines as a day-by-day replay would; the days on which
+        # nothing can change for an account are passed at no cost (a jump of centuries costs
+        # what a few months do)
+        if today > last:
+            states = {account_id: state for account_id in self.members.get(partition, ())
+                      if (state := self._state(account_id)) is not None}
+            for account_id, outcome in sweep(states, last + 1, today, self.rules, detected_at):
                 if outcome.signals or outcome.tier_change:
-                    dirty[account_id] = (partition, state)
+                    dirty[account_id] = (partition, states[account_id])
                 self._collect(outcome, result)
         self.swept_day[partition] = today
 
@@ -252,16 +283,35 @@ class SignalStage:
             self.admit(accepted)
             result, dirty = await self.step_yielding()
             # the states go on changing with the next batch: what this one stores is copied now
-            states = [(account_id, partition, self.revocations.get(partition, 0),
-                       {"p": partition, "s": state.to_dict()})
-                      for account_id, (partition, state) in dirty.items()]
-            views = [self._view(state) for _, state in dirty.values()]
-            self.saving = asyncio.ensure_future(self._save(self.saving, result, states))
-            return asyncio.ensure_future(self._persist(self.saving, result, views,
-                                                       time.time_ns()))
+            return self._write_behind(result, dirty)
+
+    def _write_behind(self, result: BatchResult, dirty: dict[str, tuple[int, AccountState]]
+                      ) -> asyncio.Future[list[Any]]:
+        """Chain the batch's saving after the previous one's; returns its persisting."""
+        # the states go on changing with the next batch: what this one stores is copied now
+        states: list[tuple[str, int, int, dict[str, Any] | None]] = [
+            (account_id, partition, self.revocations.get(partition, 0),
+             {"p": partition, "s": state.to_dict()})
+            for account_id, (partition, state) in dirty.items()]
+        states += [(account_id, partition, self.revocations.get(partition, 0), None)
+                   for account_id, partition in self.dropped]
+        self.dropped = []
+        views = [self._view(state) for _, state in dirty.values()]
+        self.saving = asyncio.ensure_future(self._save(self.saving, result, states))
+        return asyncio.ensure_future(self._persist(self.saving, result, views, time.time_ns()))
+
+    async def erase(self) -> None:
+        """Apply the erasures (``self.erased``, just grown) to every state held now, and
+        store the changed states; returns when they are stored. Not in the middle of a step."""
+        async with self.lock:
+            dirty: dict[str, tuple[int, AccountState]] = {}
+            for partition in sorted(self.loaded_partitions):
+                self._erase_in(partition, dirty)
+            persisting = self._write_behind(BatchResult(), dirty)
+        await persisting
 
     async def _save(self, previous: asyncio.Future[None] | None, result: BatchResult,
-                    states: list[tuple[str, int, int, dict[str, Any]]]) -> None:
+                    states: list[tuple[str, int, int, dict[str, Any] | None]]) -> None:
         """Signals out, then the states: a state that is saved means its signals are out, so a
         crash in between only repeats signals (same ids), never loses them."""
         await asyncio.gather(self._emit(result), self._store_signals(result.signals))

@@ -14,11 +14,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from processors.erasure import Erased
 from processors.rules import DEFAULT_RULES, Rules, RulesError, parse_rules
+from sinks.analyst import AnalystQueries, QueryLimits
 from sinks.clickhouse import ClickHouseWriter
 from streams.app import create_app
+from streams.erasure import read_erasures
 from streams.metrics import Metrics
-from streams.settings import Settings
+from streams.settings import Settings, SettingsError
 
 
 def worker_state_file(settings: Settings) -> Path | None:
@@ -40,6 +43,21 @@ def read_worker_state(settings: Settings) -> dict[str, Any] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return state
+
+
+def query_limits(settings: Settings) -> QueryLimits:
+    return QueryLimits(settings.sql_max_seconds, settings.sql_max_rows,
+                       settings.sql_max_memory_bytes)
+
+
+def check_web_exposure(settings: Settings) -> None:
+    """A worker that answers beyond loopback answers /sql only with a token: without one it
+    does not start."""
+    if not settings.web_on_loopback and settings.sql_token is None:
+        raise SettingsError(
+            f"RADAR_WEB_HOST={settings.web_host} is reachable from other machines, so /sql needs "
+            "a token: set RADAR_SQL_TOKEN (at least 16 characters; clients send it as "
+            "'Authorization: Bearer <token>'), or bind RADAR_WEB_HOST=127.0.0.1")
 
 
 def load_rules(settings: Settings) -> Rules:
@@ -84,12 +102,17 @@ def run_worker(settings: Settings) -> None:
             exit_after(SHUTDOWN_GRACE_S)
             super()._schedule_shutdown(signal)
 
+    check_web_exposure(settings)
     rules = load_rules(settings)  # a bad rules file stops the worker before it starts
     writer = ClickHouseWriter(settings.dsn, events_ttl_days=settings.events_ttl_days)
     writer.open_blocking()  # fail fast, with a clear message, before Kafka is touched
+    analyst = AnalystQueries(settings.dsn, query_limits(settings))
     metrics = Metrics()
     (settings.local / "faust" / settings.app_id).mkdir(parents=True, exist_ok=True)
-    app = create_app(settings, writer, metrics, rules)
+    # every erasure so far, before any event is applied (streams.erasure)
+    erased = Erased()
+    erasures_from = read_erasures(settings, erased)
+    app = create_app(settings, writer, metrics, rules, analyst, erased, erasures_from)
     gc.set_threshold(*GC_THRESHOLDS)
     gc.freeze()  # what start-up built lives as long as the worker: never scanned again
     state = worker_state_file(settings)
@@ -108,4 +131,5 @@ def run_worker(settings: Settings) -> None:
                     state.unlink()
             except (OSError, ValueError):
                 pass
+        analyst.close()
         writer.close_blocking()

@@ -103,3 +103,19 @@ def test_installed_an_uncaught_exception_is_printed_redacted(
     err = capsys.readouterr().err
     assert "ValueError: bad ***" in err
     assert "hunter2" not in err
+
+
+def test_a_redactor_installed_over_another_still_redacts_the_traceback(
+        restored_logging: io.StringIO) -> None:
+    """A second command in one process (tests call the CLI's main) installs over the first:
+    the traceback rendered by the inner factory is still redacted by the outer one."""
+    install(Redactor(["first-secret"]))
+    install(Redactor(["hunter2"]))
+    try:
+        raise RuntimeError("first-secret and hunter2")
+    except RuntimeError:
+        logging.getLogger("radar.test.redaction").exception("failed")
+
+    text = restored_logging.getvalue()
+    assert "RuntimeError: *** and ***" in text
+    assert "hunter2" not in text and "first-secret" not in text

@@ -136,7 +136,7 @@ def test_the_topic_prefix_changes_every_topic_name() -> None:
     assert default.all() == [
         "radar.ad-impressions", "radar.outreach-replies", "radar.content-interactions",
         "radar.role-changes", "radar.accounts", "radar.dead-letters", "radar.signals",
-        "radar.alerts", "radar.account-tiers",
+        "radar.alerts", "radar.account-tiers", "radar.erasures",
     ]
     assert acme.all() == [name.replace("radar.", "acme.", 1) for name in default.all()]
     assert acme.dead_letters == "acme.dead-letters"
@@ -144,6 +144,7 @@ def test_the_topic_prefix_changes_every_topic_name() -> None:
     assert acme.for_type("nope") is None
     assert acme.is_compacted("acme.accounts") is True
     assert acme.is_compacted("radar.accounts") is False
+    assert acme.is_compacted("acme.erasures") is True
 
 
 def test_settings_are_frozen() -> None:

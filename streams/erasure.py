@@ -1,0 +1,230 @@
+"""``radar erase``: remove a person or an account while the pipeline runs (SPEC section 12).
+
+An erasure has two halves:
+- **the engine forgets**: a record on ``<prefix>.erasures`` (compacted, key = the subject's
+  hash; it holds the hash and the time, never the id) reaches every worker. Each one reads the
+  whole topic before it starts, and follows it while it runs (``follow_erasures``). Applying a
+  record (``Eraser.apply``) adds the hash to the shared set that drops the subject's events
+  at decode and in the engine, waits until every batch decoded before that is stored, then
+  forgets the subject in every account state (``SignalStage.erase``);
+- **ClickHouse forgets**: ``sinks.erasure`` removes the subject from every table, counts it
+  and records the receipt; run where the database is open, after the engine's half, so no
+  batch decoded before the erasure is written after it.
+
+With embedded ClickHouse and a running worker, ``radar erase`` asks the worker (``POST
+/erase``), which holds the database; otherwise it publishes the record and erases in the
+database itself (a worker started later reads the record first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from processors.erasure import SUBJECT_KINDS, Erased, SubjectKind, subject_hash
+from sinks.clickhouse import init_schema, open_client
+from sinks.erasure import erase as erase_in_clickhouse
+from streams.metrics import Metrics
+from streams.settings import Settings
+from streams.signal_stage import SignalStage
+
+log = logging.getLogger(__name__)
+READ_TIMEOUT_S = 60.0
+
+
+class ErasureError(RuntimeError):
+    """An erasure could not be carried out; the message says what was (not) done."""
+
+
+class NoWorker(ErasureError):
+    """Nothing answers at the worker's address."""
+
+
+def erasure_record(kind: SubjectKind, digest: str, at: datetime) -> tuple[bytes, bytes]:
+    """(key, value) of the record on the erasures topic."""
+    value = {"kind": kind, "hash": digest, "erased_at": at.isoformat()}
+    return f"{kind}:{digest}".encode(), json.dumps(value).encode()
+
+
+def parse_record(value: bytes | None) -> tuple[SubjectKind, str] | None:
+    try:
+        body = json.loads(value or b"")
+        kind, digest = body["kind"], body["hash"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if kind not in SUBJECT_KINDS or not isinstance(digest, str):
+        return None
+    return kind, digest
+
+
+def read_erasures(settings: Settings, erased: Erased) -> dict[int, int]:
+    """Read the whole erasures topic into ``erased`` (at start, before any event is applied);
+    returns the next offset per partition, where following it goes on."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
+
+    topic = settings.topics.erasures
+    deadline = time.monotonic() + READ_TIMEOUT_S
+    while True:
+        try:
+            consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap.split(","),
+                                     enable_auto_commit=False, consumer_timeout_ms=1000)
+            break
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise ErasureError(f"cannot read {topic} from {settings.kafka_bootstrap}: "
+                                   f"{exc}") from exc
+            time.sleep(1)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return {}  # not created yet: nothing was ever erased here
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for records in consumer.poll(timeout_ms=1000).values():
+                for record in records:
+                    parsed = parse_record(record.value)
+                    if parsed is not None:
+                        erased.add(*parsed)
+            if time.monotonic() > deadline:
+                raise ErasureError(f"reading {topic} took longer than {READ_TIMEOUT_S:g}s")
+        return {tp.partition: ends[tp] for tp in tps}
+    finally:
+        consumer.close()
+
+
+class Eraser:
+    """The engine's half of an erasure, inside a running worker."""
+
+    def __init__(self, erased: Erased, stage: SignalStage | None, metrics: Metrics,
+                 gate: asyncio.Lock, drain: Callable[[], Awaitable[None]]) -> None:
+        self.erased = erased
+        self.stage = stage
+        self.metrics = metrics
+        self.gate = gate  # held by the agent while it decodes and applies a batch
+        self.drain = drain  # returns once every batch taken so far is stored
+
+    async def apply(self, kind: SubjectKind, digest: str) -> None:
+        """From now on the subject's events are dropped; what was taken before is stored
+        first, then every state forgets the subject. Idempotent."""
+        self.erased.add(kind, digest)
+        async with self.gate:
+            await self.drain()
+            if self.stage is not None:
+                await self.stage.erase()
+        self.metrics.erasures.inc()
+
+
+async def follow_erasures(settings: Settings, eraser: Eraser, start: dict[int, int]) -> None:
+    """Apply the erasure records that arrive while the worker runs (from another worker, or
+    from ``radar erase`` without a worker)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    topic = settings.topics.erasures
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, start.get(tp.partition, 0))
+        while True:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for record in records:
+                    parsed = parse_record(record.value)
+                    if parsed is not None:
+                        await eraser.apply(*parsed)
+    finally:
+        await consumer.stop()
+
+
+def publish_erasure(settings: Settings, kind: SubjectKind, subject_id: str) -> None:
+    """The record on the erasures topic, acknowledged by the broker."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    key, value = erasure_record(kind, subject_hash(kind, subject_id), datetime.now(UTC))
+    try:
+        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap.split(","),
+                                 acks="all", max_block_ms=15_000)
+        try:
+            producer.send(settings.topics.erasures, key=key, value=value).get(timeout=15)
+        finally:
+            producer.close()
+    except KafkaError as exc:
+        raise ErasureError(
+            f"cannot publish to {settings.topics.erasures} on {settings.kafka_bootstrap} "
+            f"({type(exc).__name__}): the engine would not learn of the erasure, so nothing "
+            "was erased; start Kafka and run it again") from exc
+
+
+def erase_through_worker(url: str, kind: SubjectKind, subject_id: str,
+                         token: str | None) -> dict[str, int]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(f"{url}/erase", method="POST", headers=headers,
+                                     data=json.dumps({"kind": kind, "id": subject_id}).encode())
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            removed: dict[str, int] = json.loads(response.read())["removed"]
+            return removed
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", str(exc))
+        except ValueError:
+            message = str(exc)
+        raise ErasureError(message) from exc
+    except urllib.error.URLError as exc:
+        raise NoWorker(f"the worker at {url} did not answer: {exc.reason}") from exc
+
+
+def erase_here(settings: Settings, kind: SubjectKind, subject_id: str) -> dict[str, int]:
+    """No worker holds the database: the record for the engine, then the tables here."""
+    publish_erasure(settings, kind, subject_id)
+    client = open_client(settings.dsn)
+    try:
+        init_schema(client, settings.events_ttl_days)  # the receipts table, if new
+        return erase_in_clickhouse(client, kind, subject_id, lambda: datetime.now(UTC))
+    finally:
+        client.close()
+
+
+def run_erase(settings: Settings, kind: SubjectKind, subject_id: str) -> dict[str, int]:
+    from streams.worker import read_worker_state
+
+    token = settings.sql_token.get_secret_value() if settings.sql_token else None
+    if settings.embedded:
+        state = read_worker_state(settings)
+        if state is not None:  # it holds the database: only it can erase there
+            return erase_through_worker(str(state["url"]), kind, subject_id, token)
+    else:
+        # a worker writing to the same server erases after its own writes in flight
+        try:
+            return erase_through_worker(settings.web_url, kind, subject_id, token)
+        except NoWorker:
+            pass
+    return erase_here(settings, kind, subject_id)
+
+
+def handle_erase_request(body: Any) -> tuple[SubjectKind, str]:
+    """The subject of a ``POST /erase`` body, or ValueError."""
+    if not isinstance(body, dict) or body.get("kind") not in SUBJECT_KINDS or \
+            not isinstance(body.get("id"), str) or not body["id"]:
+        raise ValueError('send {"kind": "stakeholder" | "account", "id": "..."}')
+    kind: SubjectKind = body["kind"]
+    return kind, body["id"]
