@@ -26,6 +26,7 @@ class ErrorClass(StrEnum):
     SCHEMA_VIOLATION = "schema_violation"
     WRONG_TOPIC = "wrong_topic"
     UNROUTABLE = "unroutable"
+    REFUSED_BY_BROKER = "refused_by_broker"  # radar publish: the broker refused the line itself
 
 
 @dataclass(frozen=True, slots=True)
