@@ -142,6 +142,9 @@ def radar(broker: Settings, tmp_path: Path) -> Iterator[RadarEnv]:
             "RADAR_TOPIC_PREFIX": f"t{tag}",
             "RADAR_APP_ID": f"radar-test-{tag}",
             "RADAR_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'clickhouse'}",
+            # the worker's state store (RocksDB) and anything else local: under the test's own
+            # folder, never the checkout's .local
+            "RADAR_LOCAL_DIR": str(tmp_path / "local"),
             "RADAR_WEB_PORT": str(free_port()),
             "RADAR_BATCH_MAX_ROWS": "1000",
             "RADAR_LOG_LEVEL": "info",
