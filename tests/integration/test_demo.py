@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -19,7 +18,7 @@ pytestmark = pytest.mark.integration
 def test_demo_on_a_reduced_world_reports_every_signal_type_and_the_evaluation(
     radar: RadarEnv, tmp_path: Path,
 ) -> None:
-    env = {**os.environ, **radar.env, "RADAR_LOCAL_DIR": str(tmp_path / "local")}
+    env = {**radar.full_env(), "RADAR_LOCAL_DIR": str(tmp_path / "local")}
     done = subprocess.run(
         [sys.executable, "-m", "streams.cli", "demo", "--accounts", "20", "--days", "120"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
