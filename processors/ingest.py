@@ -1,6 +1,7 @@
 """Split a batch of raw input messages into valid events and dead letters.
 
-Pure: the agent hands in what it read from Kafka; this returns what to store and what to
+Pure: the agent hands in what it read from Kafka and the plausible event times (judged
+against the wall clock it read for the batch); this returns what to store and what to
 dead-letter, with the source coordinates kept on both so nothing is lost or double-counted.
 """
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from schemas.dead_letter import DeadLetter
-from schemas.decode import ErrorClass, Rejection, decode_event
+from schemas.decode import ErrorClass, EventTimeBounds, Rejection, check_event_time, decode_event
 from schemas.events import InputEvent
 
 
@@ -57,13 +58,19 @@ def ingest(
     *,
     max_bytes: int,
     topic_for_type: Callable[[str], str | None],
+    time_bounds: EventTimeBounds,
 ) -> IngestBatch:
-    """Decode each message; refuse those that are invalid or sit on another type's topic."""
+    """Decode each message; refuse those that are invalid, dated outside ``time_bounds`` or
+    sit on another type's topic."""
     batch = IngestBatch()
     for message in messages:
         decoded = decode_event(message.value, max_bytes)
         if isinstance(decoded, Rejection):
             batch.rejected.append(dead_letter_for(message, decoded))
+            continue
+        implausible = check_event_time(decoded.occurred_at, time_bounds)
+        if implausible is not None:
+            batch.rejected.append(dead_letter_for(message, implausible))
             continue
         expected = topic_for_type(decoded.type)
         if expected != message.topic:

@@ -6,7 +6,9 @@ the reason is a human-readable sentence naming the field, the rule and the offen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -23,6 +25,7 @@ class ErrorClass(StrEnum):
     UNKNOWN_TYPE = "unknown_type"
     UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
     NAIVE_TIMESTAMP = "naive_timestamp"
+    IMPLAUSIBLE_TIME = "implausible_time"
     SCHEMA_VIOLATION = "schema_violation"
     WRONG_TOPIC = "wrong_topic"
     UNROUTABLE = "unroutable"
@@ -100,3 +103,51 @@ def decode_event(raw: bytes | None, max_bytes: int) -> InputEvent | Rejection:
         others = [reason for cls, reason in found if cls is first[0] and reason != first[1]]
         reason = "; ".join([first[1], *others[:4]])
         return Rejection(first[0], reason)
+
+
+@dataclass(frozen=True, slots=True)
+class EventTimeBounds:
+    """The event times a valid message may carry, judged at decode: from ``earliest`` to
+    ``max_future_seconds`` after ``now``, the wall clock when its batch was read (handed in:
+    decoding reads no clock). A time outside them is bad input, not history: a single event
+    dated in year 9999 would otherwise move its partition's event time there for good."""
+
+    earliest: datetime
+    now: datetime
+    max_future_seconds: int
+    # the latest plausible time (None: beyond what a datetime holds), and both bounds as
+    # timestamps with a second's margin inside them: most events are judged on those alone
+    latest: datetime | None = field(init=False)
+    _inside: tuple[float, float] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        try:
+            latest: datetime | None = self.now + timedelta(seconds=self.max_future_seconds)
+        except OverflowError:
+            latest = None
+        object.__setattr__(self, "latest", latest)
+        object.__setattr__(self, "_inside", (
+            self.earliest.timestamp() + 1.0,
+            math.inf if latest is None else latest.timestamp() - 1.0))
+
+
+def check_event_time(occurred_at: datetime, bounds: EventTimeBounds) -> Rejection | None:
+    """A rejection when ``occurred_at`` lies outside ``bounds`` (both limits are plausible)."""
+    low, high = bounds._inside
+    if low < occurred_at.timestamp() < high:
+        return None  # well inside: the exact comparisons below are for times near a bound
+    if occurred_at < bounds.earliest:
+        return Rejection(
+            ErrorClass.IMPLAUSIBLE_TIME,
+            f"occurred_at {occurred_at.isoformat()} is before the earliest plausible event "
+            f"time {bounds.earliest.isoformat()} (RADAR_EARLIEST_EVENT_TIME)",
+        )
+    latest = bounds.latest
+    if latest is not None and occurred_at > latest:
+        return Rejection(
+            ErrorClass.IMPLAUSIBLE_TIME,
+            f"occurred_at {occurred_at.isoformat()} is more than {bounds.max_future_seconds} s "
+            f"ahead of the clock at decode ({bounds.now.isoformat()}): the latest plausible "
+            f"event time is {latest.isoformat()} (RADAR_MAX_FUTURE_SECONDS)",
+        )
+    return None

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from processors.ingest import IngestBatch, RawMessage, ingest  # noqa: E402
+from schemas.decode import EventTimeBounds  # noqa: E402
 from streams.metrics import Metrics  # noqa: E402
 from streams.settings import load_settings  # noqa: E402
 from streams.signal_stage import SignalStage  # noqa: E402
@@ -50,8 +51,11 @@ def decode_all(lines: list[bytes], batch: int) -> tuple[list[IngestBatch], float
         raws.append(RawMessage("", zlib.crc32(account) % settings.topic_partitions, offset,
                                None, line, None))
     started = time.perf_counter()
+    bounds = EventTimeBounds(settings.earliest_event_time, datetime.now(UTC),
+                             settings.max_future_seconds)
     batches = [ingest(raws[i:i + batch], max_bytes=settings.max_message_bytes,
-                      topic_for_type=lambda _: "") for i in range(0, len(raws), batch)]
+                      topic_for_type=lambda _: "", time_bounds=bounds)
+               for i in range(0, len(raws), batch)]
     return batches, time.perf_counter() - started
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -9,12 +10,14 @@ from conftest import build_event, encode
 
 from processors.ingest import AcceptedEvent, RawMessage, count_by, dead_letter_for, ingest
 from schemas.dead_letter import DeadLetter
-from schemas.decode import ErrorClass, Rejection
+from schemas.decode import ErrorClass, EventTimeBounds, Rejection
 from schemas.events import AccountProfile, AdImpression, RoleChange
 from schemas.topics import TopicNames
 
 TOPICS = TopicNames("radar")
 MAX_BYTES = 4096
+# the clock at decode: the example events (2026-01-05) are plausible
+BOUNDS = EventTimeBounds(datetime(2000, 1, 1, tzinfo=UTC), datetime(2026, 1, 6, tzinfo=UTC), 86_400)
 
 
 def message(
@@ -25,7 +28,8 @@ def message(
 
 
 def run(*messages: RawMessage) -> Any:
-    return ingest(messages, max_bytes=MAX_BYTES, topic_for_type=TOPICS.for_type)
+    return ingest(messages, max_bytes=MAX_BYTES, topic_for_type=TOPICS.for_type,
+                  time_bounds=BOUNDS)
 
 
 def test_valid_events_on_their_own_topics_are_accepted_with_their_source() -> None:
@@ -124,9 +128,9 @@ def test_topic_check_uses_the_configured_prefix() -> None:
     raw = encode(build_event("ad_impression"))
 
     on_acme = ingest([message(raw, "acme.ad-impressions")], max_bytes=MAX_BYTES,
-                     topic_for_type=acme.for_type)
+                     topic_for_type=acme.for_type, time_bounds=BOUNDS)
     on_radar = ingest([message(raw, "radar.ad-impressions")], max_bytes=MAX_BYTES,
-                      topic_for_type=acme.for_type)
+                      topic_for_type=acme.for_type, time_bounds=BOUNDS)
 
     assert len(on_acme.accepted) == 1
     assert [d.error_class for d in on_radar.rejected] == ["wrong_topic"]
