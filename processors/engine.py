@@ -146,6 +146,26 @@ def advance_time(
     return outcome
 
 
+def pass_quiet_days(state: AccountState, through_day: int, rules: Rules) -> None:
+    """Let event time pass the midnights after the account was last judged, up to
+    ``through_day``, on none of which ``advance_time`` can fire a signal or change the tier or a
+    condition (``processors.sweep.next_change_day`` finds them). What judging them would leave
+    is left in constant time: the last of them marked judged, its day's trimming, and the
+    stakeholders' days trimmed as on the last seventh day passed. A trim with a later cutoff
+    drops all that the earlier ones would have, so the state is the day-by-day one."""
+    now = max(through_day * DAY, state.high_water)
+    today = day_of(now)
+    state.evaluated_day = today
+    last = state.checked_day
+    if today == last:
+        return
+    week_day = today - today % 7  # the last day the stakeholders' days were trimmed on
+    if last is not None and last < week_day < today:
+        for st in state.stakeholders.values():
+            trim_days(st.score_days, week_day, SCORE_DAYS_KEPT)
+    _tidy(state, today, now, rules)
+
+
 def _run(ctx: Context, rules: tuple[ModuleType, ...], outcome: Outcome) -> None:
     for rule in rules:
         # a deadline rule may have several episodes due (e.g. two departures): drain it
@@ -190,10 +210,13 @@ def _finish(ctx: Context, outcome: Outcome) -> None:
         )
         state.tier = tier
     today = day_of(now)
-    if today == state.checked_day:
-        return
-    # once a day: what has fallen out of every window is dropped (every stakeholder's days
-    # once a week: they only take room, windows are summed by date)
+    if today != state.checked_day:
+        _tidy(state, today, now, rules)
+
+
+def _tidy(state: AccountState, today: int, now: float, rules: Rules) -> None:
+    """Once a day: what has fallen out of every window is dropped (every stakeholder's days
+    once a week: they only take room, windows are summed by date)."""
     state.checked_day = today
     trim_days(state.score_days, today, SCORE_DAYS_KEPT)
     if today % 7 == 0:
