@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from schemas.dead_letter import DeadLetter
+from schemas.dead_letter import PAYLOAD_MAX_BYTES, PAYLOAD_PREFIX_BYTES, DeadLetter
 from schemas.decode import ErrorClass, EventTimeBounds, Rejection, check_event_time, decode_event
 from schemas.events import InputEvent
 
@@ -39,6 +39,13 @@ class IngestBatch:
 
 
 def dead_letter_for(message: RawMessage, rejection: Rejection) -> DeadLetter:
+    payload, reason = message.value or b"", rejection.reason
+    if len(payload) > PAYLOAD_MAX_BYTES:
+        # whole, it would not fit the dead-letter topic, and a dead letter that cannot be sent
+        # stops the batch: its head is kept, and its size said
+        reason += (f"; the dead letter carries its first {PAYLOAD_PREFIX_BYTES:,} of "
+                   f"{len(payload):,} bytes")
+        payload = payload[:PAYLOAD_PREFIX_BYTES]
     return DeadLetter(
         # the source coordinates identify a message for ever: a redelivered message that is
         # refused again yields the same dead letter, which the sink stores once
@@ -47,9 +54,9 @@ def dead_letter_for(message: RawMessage, rejection: Rejection) -> DeadLetter:
         source_partition=message.partition,
         source_offset=message.offset,
         key=message.key,
-        payload=message.value or b"",
+        payload=payload,
         error_class=str(rejection.error_class),
-        reason=rejection.reason,
+        reason=reason,
     )
 
 

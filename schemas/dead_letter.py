@@ -15,6 +15,10 @@ H_PARTITION = "radar.source_partition"
 H_OFFSET = "radar.source_offset"
 H_ERROR_CLASS = "radar.error_class"
 H_REASON = "radar.reason"
+# The dead-letter topic takes what a Kafka message may hold (1 MB by default, headers included):
+# a payload above this is carried as its first PAYLOAD_PREFIX_BYTES, its size in the reason
+PAYLOAD_MAX_BYTES = 900 * 1024
+PAYLOAD_PREFIX_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)

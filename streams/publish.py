@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
+from schemas.dead_letter import PAYLOAD_PREFIX_BYTES
 from schemas.topics import TopicNames
 from streams.routing import (
-    PAYLOAD_PREFIX_BYTES,
     RECORD_OVERHEAD_BYTES,
     Routed,
     TopicRules,

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from pydantic_core import from_json
 
-from schemas.dead_letter import DeadLetter
+from schemas.dead_letter import PAYLOAD_PREFIX_BYTES, DeadLetter
 from schemas.decode import ErrorClass
 from schemas.topics import TopicNames
 
@@ -38,13 +38,12 @@ HEADER_OVERHEAD_BYTES = 10  # the two length varints of one header
 # kept free under a topic's limit: a line the worker refuses goes to the dead-letter topic whole,
 # with the headers that say why (about 300 bytes), so that message must fit too
 DEAD_LETTER_HEADROOM_BYTES = 1024
-# The worker sends its dead letters with faust's producer_max_request_size, left at its default
-# in streams/app.py: a message whose dead letter is larger is lost by the worker today (measured:
-# 1,010,000 bytes on an input topic, neither stored nor dead-lettered), so no line is larger.
+# The worker sends its dead letters with faust's producer_max_request_size (its default, 1 MB):
+# it cuts a payload above PAYLOAD_MAX_BYTES to its head, and publish keeps every line within
+# what a whole dead letter of it may be, so the worker's dead letter of a line is the line.
 WORKER_DEAD_LETTER_MAX_BYTES = 1_000_000
 # pydantic-core's JSON parser (the worker's decoder) refuses deeper nesting: publish uses it too
 MAX_NESTING = 200
-PAYLOAD_PREFIX_BYTES = 4096  # what the dead letter of a line too large to carry whole holds
 _MAX_TEXT_IN_REASON = 200
 
 

@@ -62,7 +62,7 @@ class Settings(BaseModel):
     sql_token: SecretStr | None = Field(default=None, min_length=16)
     # implausible event times are bad input (dead-lettered as implausible_time)
     earliest_event_time: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
-    max_future_seconds: int = Field(default=86_400, ge=0)
+    max_future_seconds: int = Field(default=86_400, ge=0, le=100 * 366 * 86_400)
     # a ClickHouse TTL on events and dead_letters (none by default)
     events_ttl_days: int | None = Field(default=None, ge=1, le=100_000)
 

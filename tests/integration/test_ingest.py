@@ -53,13 +53,19 @@ def test_valid_events_land_once_and_every_bad_message_is_a_dead_letter(radar: Ra
         (topics.name("ad-impressions"), encode(event(9005, "role_change")), "wrong_topic"),
         (topics.name("content-interactions"),
          encode(event(9006, "content_interaction", topic=big_topic)), "oversize"),
+        # too large for its dead letter to travel whole: it carries its head
+        (topics.name("content-interactions"),
+         encode(event(9007, "content_interaction", topic="y" * 1_010_000)), "oversize"),
+        (topics.name("outreach-replies"),
+         encode(event(9008, "outreach_reply", occurred_at="9999-12-31T00:00:00+00:00")),
+         "implausible_time"),
     ]
     p = producer(radar)
     # the bad messages are interleaved with good ones: a poison message must not stall the rest
     expected_offsets: set[tuple[str, int, int, str]] = set()
     for i, e in enumerate(valid):
         p.send(topics.for_type(e["type"]), key=e["account_id"].encode(), value=encode(e))
-        if i % 60 == 0 and invalid:
+        if i % 45 == 0 and invalid:
             topic, payload, error_class = invalid.pop()
             md = p.send(topic, key=b"acct-bad", value=payload).get(timeout=30)
             expected_offsets.add((md.topic, md.partition, md.offset, error_class))
@@ -80,7 +86,11 @@ def test_valid_events_land_once_and_every_bad_message_is_a_dead_letter(radar: Ra
                         "payload_bytes, reason FROM dead_letters")
     assert {tuple(r[:4]) for r in letters} == expected_offsets
     by_class = {r[3]: r for r in letters}
-    assert by_class["oversize"][4] > 600 * 1024  # the original bytes are kept whole
+    oversize = sorted((r for r in letters if r[3] == "oversize"), key=lambda r: r[4])
+    assert oversize[1][4] > 600 * 1024  # the original bytes are kept whole
+    assert oversize[0][4] == 4096  # the 1 MB one: its head, and its size in the reason
+    assert "carries its first 4,096 of 1,010," in oversize[0][5]
+    assert "9999-12-31" in by_class["implausible_time"][5]
     assert "occurred_at" in by_class["naive_timestamp"][5]
     assert "action" in by_class["schema_violation"][5]
 
@@ -102,7 +112,8 @@ def test_valid_events_land_once_and_every_bad_message_is_a_dead_letter(radar: Ra
     text = radar.metrics()
     consumed = sum(metric(text, "radar_events_consumed_total", topic=t) for t in topics.inputs)
     assert consumed == len(valid) + len(expected_offsets)
-    assert metric(text, "radar_events_rejected_total", reason="oversize") == 1
+    assert metric(text, "radar_events_rejected_total", reason="oversize") == 2
+    assert metric(text, "radar_events_rejected_total", reason="implausible_time") == 1
     assert metric(text, "radar_events_rejected_total", reason="wrong_topic") == 1
     assert metric(text, "radar_rows_written_total", table="events") == len(valid)
     assert metric(text, "radar_rows_written_total", table="dead_letters") == len(expected_offsets)

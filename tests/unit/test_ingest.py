@@ -9,7 +9,7 @@ import pytest
 from conftest import build_event, encode
 
 from processors.ingest import AcceptedEvent, RawMessage, count_by, dead_letter_for, ingest
-from schemas.dead_letter import DeadLetter
+from schemas.dead_letter import PAYLOAD_MAX_BYTES, PAYLOAD_PREFIX_BYTES, DeadLetter
 from schemas.decode import ErrorClass, EventTimeBounds, Rejection
 from schemas.events import AccountProfile, AdImpression, RoleChange
 from schemas.topics import TopicNames
@@ -105,6 +105,24 @@ def test_an_oversize_message_is_dead_lettered_whole() -> None:
     assert dl.error_class == "oversize"
     assert dl.payload == original
     assert f"the limit is {MAX_BYTES} bytes" in dl.reason
+
+
+@pytest.mark.parametrize("size", [PAYLOAD_MAX_BYTES, PAYLOAD_MAX_BYTES + 1, 1_010_000])
+def test_a_dead_letter_too_large_for_its_topic_carries_the_head_and_says_the_size(
+        size: int) -> None:
+    """A payload the dead-letter topic could not take whole (it would stop the batch) is cut to
+    its head; up to the bound it travels whole."""
+    original = b"x" * size
+
+    (dl,) = run(message(original)).rejected
+
+    assert dl.error_class == "oversize"
+    if size <= PAYLOAD_MAX_BYTES:
+        assert dl.payload == original
+        assert "carries its first" not in dl.reason
+    else:
+        assert dl.payload == original[:PAYLOAD_PREFIX_BYTES]
+        assert f"the dead letter carries its first 4,096 of {size:,} bytes" in dl.reason
 
 
 def test_an_event_on_another_types_topic_is_refused_as_wrong_topic() -> None:

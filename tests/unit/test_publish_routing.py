@@ -11,7 +11,7 @@ import pytest
 from kafka.record.default_records import DefaultRecordBatchBuilder
 from pydantic_core import from_json
 
-from schemas.dead_letter import from_message
+from schemas.dead_letter import PAYLOAD_PREFIX_BYTES, from_message
 from schemas.decode import ErrorClass, Rejection, decode_event
 from schemas.topics import TopicNames
 from streams.publish import PublishSummary, read_lines
@@ -19,7 +19,6 @@ from streams.routing import (
     DEAD_LETTER_HEADROOM_BYTES,
     KAFKA_DEFAULT_MAX_MESSAGE_BYTES,
     MAX_NESTING,
-    PAYLOAD_PREFIX_BYTES,
     RECORD_OVERHEAD_BYTES,
     WORKER_DEAD_LETTER_MAX_BYTES,
     Routed,
