@@ -223,7 +223,7 @@ class SignalStage:
                 # days the stream moved past before this event are swept first, so time-based
                 # signals fire on their own day, as in a day-by-day replay
                 if swept is None or held.t >= (swept + 1) * DAY:
-                    self._sweep(partition, held.t, detected_at, result, dirty)
+                    yield from self._sweep(partition, held.t, detected_at, result, dirty)
                     swept = self.swept_day[partition]
                 state, outcome = apply_event(self._state(e.account_id), e, self.rules,
                                              detected_at, held.t)
@@ -245,12 +245,15 @@ class SignalStage:
                 applied += 1
                 if applied % YIELD_EVERY == 0:
                     yield
-            self._sweep(partition, watermark, detected_at, result, dirty)
+            yield from self._sweep(partition, watermark, detected_at, result, dirty)
             if len(buffer) < before:
                 self.progress_at[partition] = now_mono
 
     def _sweep(self, partition: int, watermark: float, detected_at: datetime,
-               result: BatchResult, dirty: dict[str, tuple[int, AccountState]]) -> None:
+               result: BatchResult, dirty: dict[str, tuple[int, AccountState]]
+               ) -> Iterator[None]:
+        """Judge the partition's accounts at the midnights up to ``watermark``'s day, pausing
+        (yielding) every ``YIELD_EVERY`` judgements, as ``_steps`` does between events."""
         today = day_of(watermark)
         last = self.swept_day.get(partition)
         if last is None:
@@ -263,10 +266,13 @@ class SignalStage:
         if today > last:
             states = {account_id: state for account_id in self.members.get(partition, ())
                       if (state := self._state(account_id)) is not None}
-            for account_id, outcome in sweep(states, last + 1, today, self.rules, detected_at):
+            judged = sweep(states, last + 1, today, self.rules, detected_at)
+            for n, (account_id, outcome) in enumerate(judged, start=1):
                 if outcome.signals or outcome.tier_change:
                     dirty[account_id] = (partition, states[account_id])
                 self._collect(outcome, result)
+                if n % YIELD_EVERY == 0:
+                    yield
         self.swept_day[partition] = today
 
     @staticmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,7 +24,7 @@ from schemas.decode import Rejection, decode_event
 from schemas.events import AdImpression, InputEvent
 from streams.metrics import Metrics
 from streams.settings import load_settings
-from streams.signal_stage import BatchResult, SignalStage
+from streams.signal_stage import YIELD_EVERY, BatchResult, SignalStage
 
 SETTINGS = load_settings({})
 DETECTED_AT = datetime(2030, 1, 1, tzinfo=UTC)
@@ -38,7 +39,8 @@ class DailyStage(SignalStage):
     """The stage with the sweep it had before: every account judged at every midnight."""
 
     def _sweep(self, partition: int, watermark: float, detected_at: datetime,
-               result: BatchResult, dirty: dict[str, tuple[int, AccountState]]) -> None:
+               result: BatchResult, dirty: dict[str, tuple[int, AccountState]]
+               ) -> Iterator[None]:
         today = day_of(watermark)
         last = self.swept_day.get(partition)
         if last is None:
@@ -55,6 +57,7 @@ class DailyStage(SignalStage):
                     dirty[account_id] = (partition, state)
                 self._collect(outcome, result)
         self.swept_day[partition] = today
+        yield from ()
 
 
 def stage(kind: type[SignalStage] = SignalStage) -> SignalStage:
@@ -148,3 +151,27 @@ def test_an_event_dated_9999_sweeps_its_partition_in_a_bounded_number_of_judgeme
     changed = {x["account_id"] for x in fired} | {
         json.loads(x)["account_id"] for x in batch["tiers"]}
     assert set(batch["dirty"]) == changed | {far.account_id}
+
+
+def test_a_long_sweep_lets_the_event_loop_run_between_slices_of_judgements(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One event that starts a sweep of many judgements pauses every YIELD_EVERY of them, as
+    the stage does between events: writes and acknowledgements go on meanwhile."""
+    events = simulated(SimConfig(accounts=50, days=90, seed=8))
+    s = stage()
+    run(s, events, partitions=1, batch=len(events))
+    judged: list[str] = []
+
+    def counted(state: AccountState, *args: Any) -> Outcome:
+        judged.append(state.account_id)
+        return advance_time(state, *args)
+
+    monkeypatch.setattr(processors.sweep, "advance_time", counted)
+    template = next(e for e in events if isinstance(e, AdImpression) and not e.clicked)
+    far = template.model_copy(update={"event_id": "far", "occurred_at":
+                                      template.occurred_at + timedelta(days=3 * 365)})
+    s.admit([accepted(far, len(events), 1)])
+    pauses = sum(1 for _ in s._steps(BatchResult(), {}))
+
+    assert len(judged) >= 2 * YIELD_EVERY
+    assert pauses == len(judged) // YIELD_EVERY
