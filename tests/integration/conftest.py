@@ -1,16 +1,16 @@
 """Integration fixtures: a real local Kafka broker (KRaft) and real embedded ClickHouse.
 
-The broker runs for the whole session on its own port and data folder, started by the project's
-own ``streams.kafka_local`` (jars fetched once into ``.local/kafka-dist``). Each test gets its own
-topic prefix, consumer group, embedded database and web port, so tests never see each other's
-data. If the broker cannot start, the tests fail; nothing is skipped.
+The broker runs for the whole session on its own port, started by the project's own
+``streams.kafka_local``, with its jars and data in the session's temporary folder. Each test gets
+its own topic prefix, consumer group, embedded database, local folder and web port, so tests
+never see each other's data nor the checkout's ``.local``. If the broker cannot start (a broker
+left running on the port by an earlier session, say), the tests fail; nothing is skipped.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -40,12 +40,12 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def broker() -> Iterator[Settings]:
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A fresh cluster for every session, its jars and data under the session's own temporary
+    folder (the jars come from Maven's local cache after the first time)."""
     settings = load_settings({"RADAR_KAFKA_PORT": str(BROKER_PORT),
-                              "RADAR_KAFKA_CONTROLLER_PORT": str(BROKER_PORT + 1)})
-    paths = kafka_local.broker_paths(settings)
-    kafka_local.down(settings, say=lambda _: None)
-    shutil.rmtree(paths.root, ignore_errors=True)  # a fresh cluster for every session
+                              "RADAR_KAFKA_CONTROLLER_PORT": str(BROKER_PORT + 1),
+                              "RADAR_LOCAL_DIR": str(tmp_path_factory.mktemp("radar-local"))})
     kafka_local.up(settings)
     yield settings
     kafka_local.down(settings)

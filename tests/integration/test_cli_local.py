@@ -66,7 +66,8 @@ def test_kafka_status_and_down_leave_brokers_they_did_not_start_alone() -> None:
 
 
 def test_running_broker_reports_its_pid(broker: Settings) -> None:
-    result = radar("kafka", "status", env={"RADAR_KAFKA_PORT": str(broker.kafka_port)})
+    result = radar("kafka", "status", env={"RADAR_KAFKA_PORT": str(broker.kafka_port),
+                                           "RADAR_LOCAL_DIR": str(broker.local)})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "running, pid" in result.stdout and "answering" in result.stdout
 
