@@ -22,8 +22,6 @@ import asyncio
 import json
 import logging
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -174,23 +172,17 @@ def publish_erasure(settings: Settings, kind: SubjectKind, subject_id: str) -> N
 
 def erase_through_worker(url: str, kind: SubjectKind, subject_id: str,
                          token: str | None) -> dict[str, int]:
-    headers = {"Content-Type": "application/json"}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(f"{url}/erase", method="POST", headers=headers,
-                                     data=json.dumps({"kind": kind, "id": subject_id}).encode())
+    from streams.worker import WorkerRefused, WorkerUnreachable, post_to_worker
+
     try:
-        with urllib.request.urlopen(request, timeout=600) as response:
-            removed: dict[str, int] = json.loads(response.read())["removed"]
-            return removed
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("error", str(exc))
-        except ValueError:
-            message = str(exc)
-        raise ErasureError(message) from exc
-    except urllib.error.URLError as exc:
-        raise NoWorker(f"the worker at {url} did not answer: {exc.reason}") from exc
+        answer = post_to_worker(url, "/erase", {"kind": kind, "id": subject_id}, token,
+                                timeout=600)
+    except WorkerRefused as exc:
+        raise ErasureError(str(exc)) from exc
+    except WorkerUnreachable as exc:
+        raise NoWorker(str(exc)) from exc
+    removed: dict[str, int] = answer["removed"]
+    return removed
 
 
 def erase_here(settings: Settings, kind: SubjectKind, subject_id: str) -> dict[str, int]:

@@ -6,16 +6,19 @@ query goes to the worker's ``/sql`` endpoint; otherwise (or with a server DSN) i
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
 from sinks.analyst import AnalystQueries, QueryFailed
 from sinks.readonly import check_read_only
 from streams.settings import Settings
-from streams.worker import query_limits, read_worker_state
+from streams.worker import (
+    WorkerRefused,
+    WorkerUnreachable,
+    post_to_worker,
+    query_limits,
+    read_worker_state,
+)
 
 Result = tuple[list[str], list[Sequence[Any]]]
 
@@ -29,23 +32,10 @@ ANSWER_MARGIN_S = 30.0
 
 
 def _through_worker(url: str, sql: str, timeout: float, token: str | None) -> Result:
-    headers = {"Content-Type": "application/json"}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(
-        f"{url}/sql", data=json.dumps({"sql": sql}).encode(), headers=headers, method="POST",
-    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("error", str(exc))
-        except ValueError:
-            message = str(exc)
-        raise QueryError(message) from exc
-    except urllib.error.URLError as exc:
-        raise QueryError(f"the worker at {url} did not answer: {exc.reason}") from exc
+        body = post_to_worker(url, "/sql", {"sql": sql}, token, timeout)
+    except (WorkerRefused, WorkerUnreachable) as exc:
+        raise QueryError(str(exc)) from exc
     return list(body["columns"]), [list(r) for r in body["rows"]]
 
 

@@ -11,6 +11,8 @@ import json
 import os
 import sys
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,37 @@ def read_worker_state(settings: Settings) -> dict[str, Any] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return state
+
+
+class WorkerRefused(RuntimeError):
+    """The worker answered with an error; the message is its own."""
+
+
+class WorkerUnreachable(RuntimeError):
+    """Nothing answered at the worker's address."""
+
+
+def post_to_worker(url: str, path: str, body: dict[str, Any], token: str | None,
+                   timeout: float) -> dict[str, Any]:
+    """POST ``body`` as JSON to the worker's ``path`` (with the /sql token when there is one);
+    returns the JSON answer."""
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(f"{url}{path}", data=json.dumps(body).encode(),
+                                     headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", str(exc))
+        except ValueError:
+            message = str(exc)
+        raise WorkerRefused(message) from exc
+    except urllib.error.URLError as exc:
+        raise WorkerUnreachable(f"the worker at {url} did not answer: {exc.reason}") from exc
 
 
 def query_limits(settings: Settings) -> QueryLimits:

@@ -118,8 +118,9 @@ def test_the_stage_gives_what_the_day_by_day_sweep_gives_across_long_pauses() ->
     assert swept.swept_day == reference.swept_day
 
 
-def test_an_event_dated_9999_sweeps_its_partition_in_a_bounded_number_of_judgements(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def fifty_accounts_judged(monkeypatch: pytest.MonkeyPatch
+                          ) -> tuple[list[InputEvent], SignalStage, list[str]]:
+    """90 days of 50 accounts applied on one partition; then every judgement is counted."""
     events = simulated(SimConfig(accounts=50, days=90, seed=8))
     s = stage()
     run(s, events, partitions=1, batch=len(events))
@@ -130,6 +131,12 @@ def test_an_event_dated_9999_sweeps_its_partition_in_a_bounded_number_of_judgeme
         return advance_time(state, *args)
 
     monkeypatch.setattr(processors.sweep, "advance_time", counted)
+    return events, s, judged
+
+
+def test_an_event_dated_9999_sweeps_its_partition_in_a_bounded_number_of_judgements(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    events, s, judged = fifty_accounts_judged(monkeypatch)
     template = next(e for e in events if isinstance(e, AdImpression) and not e.clicked)
     last_day = max(day_of(e.occurred_at.timestamp()) for e in events)
     far = template.model_copy(update={"event_id": "far",
@@ -157,16 +164,7 @@ def test_a_long_sweep_lets_the_event_loop_run_between_slices_of_judgements(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """One event that starts a sweep of many judgements pauses every YIELD_EVERY of them, as
     the stage does between events: writes and acknowledgements go on meanwhile."""
-    events = simulated(SimConfig(accounts=50, days=90, seed=8))
-    s = stage()
-    run(s, events, partitions=1, batch=len(events))
-    judged: list[str] = []
-
-    def counted(state: AccountState, *args: Any) -> Outcome:
-        judged.append(state.account_id)
-        return advance_time(state, *args)
-
-    monkeypatch.setattr(processors.sweep, "advance_time", counted)
+    events, s, judged = fifty_accounts_judged(monkeypatch)
     template = next(e for e in events if isinstance(e, AdImpression) and not e.clicked)
     far = template.model_copy(update={"event_id": "far", "occurred_at":
                                       template.occurred_at + timedelta(days=3 * 365)})
