@@ -156,11 +156,11 @@ class AnalystQueries:
         """Judge and run ``sql`` on a query thread; if the caller is cancelled (its client
         went away), the query is killed."""
         marker = new_marker()
-        future = asyncio.wrap_future(self._submit(sql, marker))
+        query = self._submit(sql, marker)
         try:
-            return await asyncio.shield(future)
+            return await asyncio.shield(asyncio.wrap_future(query))
         except asyncio.CancelledError:
-            await asyncio.wrap_future(self._control.submit(self.kill_blocking, marker, future))
+            await asyncio.wrap_future(self._control.submit(self.kill_blocking, marker, query))
             raise
 
     def run_interruptible(self, sql: str) -> Result:
@@ -173,7 +173,7 @@ class AnalystQueries:
             self.kill_blocking(marker, future)
             raise
 
-    def kill_blocking(self, marker: str, query: Future[Any] | asyncio.Future[Any]) -> None:
+    def kill_blocking(self, marker: str, query: Future[Any]) -> None:
         """Kill the query carrying ``marker``; it may still be being judged, so look again
         until it is registered or done."""
         client = self._client()  # the control thread's own handle
