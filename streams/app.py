@@ -10,8 +10,6 @@ and with signals on, the signals and state of its event too — in offset order 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -20,29 +18,25 @@ from typing import Any, cast
 
 import faust
 from faust.types import TP
-from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from processors.erasure import Erased, subject_hash
+from processors.erasure import Erased, SubjectKind
 from processors.ingest import RawMessage
 from processors.rules import Rules
-from sinks.analyst import AnalystQueries, QueryFailed
+from sinks.analyst import AnalystQueries
 from sinks.clickhouse import ClickHouseWriter
 from sinks.erasure import erase as erase_in_clickhouse
-from sinks.readonly import NotReadOnly
 from streams.acks import AckTracker
 from streams.batch_consumer import use_batch_consumer
-from streams.erasure import Eraser, erasure_record, follow_erasures, handle_erase_request
+from streams.erasure import Eraser, follow_erasures
 from streams.metrics import Metrics
 from streams.pipeline import IngestPipeline, headers_list
 from streams.settings import Settings
 from streams.signal_stage import SignalStage
 from streams.state_codec import STATE_CODEC
+from streams.web import add_views
 
 log = logging.getLogger(__name__)
 LAG_INTERVAL_S = 5.0
-# how often a running /sql query looks whether its client is still there
-DISCONNECT_POLL_S = 0.25
 # batches applied whose writes are still in flight: the engine runs ahead of ClickHouse by this
 # many batches at most
 MAX_BATCHES_IN_FLIGHT = 2
@@ -110,22 +104,6 @@ def pending_inputs(app: faust.App, inputs: list[str], partition: int,
         if highwater is None or highwater > next_offset:
             pending.add(topic)
     return pending
-
-
-def authorized(settings: Settings, header: str | None) -> bool:
-    """Whether a /sql request may run: with a token configured, it must carry it as
-    ``Authorization: Bearer <token>`` (compared in constant time)."""
-    if settings.sql_token is None:
-        return True  # only possible on loopback: run_worker refuses anything else
-    expected = f"Bearer {settings.sql_token.get_secret_value()}".encode()
-    return hmac.compare_digest((header or "").encode(), expected)
-
-
-async def until_disconnected(request: Request) -> None:
-    """Returns once the client of ``request`` has hung up."""
-    transport = cast(Any, request).transport  # an aiohttp request under Faust's type
-    while transport is not None and not transport.is_closing():
-        await asyncio.sleep(DISCONNECT_POLL_S)
 
 
 def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
@@ -219,8 +197,6 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
         if in_flight:
             await asyncio.wait(list(in_flight))
 
-    eraser = Eraser(erased, signals.stage if signals is not None else None, metrics, gate, drain)
-
     @app.agent(input_topic, name="radar")
     async def process_inputs(stream: faust.StreamT[bytes]) -> None:
         if signals is not None:
@@ -231,10 +207,6 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
             # a failed write stops the agent here, as it would have without the overlap
             while in_flight and (len(in_flight) > MAX_BATCHES_IN_FLIGHT or in_flight[0].done()):
                 await in_flight.popleft()
-
-    @app.task  # type: ignore[untyped-decorator]
-    async def follow() -> None:
-        await follow_erasures(settings, eraser, erasures_from or {})
 
     @app.agent(dead_letter_topic, name="store-dead-letters")
     async def store_dead_letters(stream: faust.StreamT[bytes]) -> None:
@@ -277,74 +249,23 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
         lag_labels.clear()
         lag_labels.update(seen)
 
-    @app.page("/metrics")
-    class MetricsView(View):
-        async def get(self, request: Request) -> Response:
-            # aiohttp refuses a charset in content_type=, so the header is set as it is
-            return self.bytes(generate_latest(metrics.registry),
-                              headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    @app.page("/sql")
-    class SqlView(View):
-        """Analyst queries through the worker, which holds the embedded database open: judged,
-        bounded and run beside ingestion (sinks.analyst); a client that hangs up cancels its
-        query."""
-
-        async def post(self, request: Request) -> Response:
-            if not authorized(settings, request.headers.get("Authorization")):
-                return self.json({"error": "send Authorization: Bearer $RADAR_SQL_TOKEN",
-                                  "kind": "unauthorized"}, status=401)
-            try:
-                body = json.loads(await request.text())
-                sql = str(body["sql"])
-            except (ValueError, KeyError, TypeError):
-                return self.json({"error": 'send {"sql": "SELECT ..."}', "kind": "bad_request"},
-                                 status=400)
-            query = asyncio.ensure_future(analyst.run(sql))
-            gone = asyncio.ensure_future(until_disconnected(request))
-            try:
-                await asyncio.wait({query, gone}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                gone.cancel()
-            if not query.done():
-                query.cancel()  # the client hung up: the query is killed, not left to run
-                log.info("/sql: the client hung up; its query was cancelled")
-                return self.json({"error": "client gone", "kind": "cancelled"}, status=499)
-            try:
-                columns, rows = query.result()
-            except NotReadOnly as exc:
-                return self.json({"error": str(exc), "kind": "not_read_only"}, status=400)
-            except QueryFailed as exc:
-                return self.json({"error": str(exc), "kind": "query_failed"}, status=400)
-            return self.bytes(
-                json.dumps({"columns": columns, "rows": rows}, default=str).encode(),
-                content_type="application/json",
-            )
-
     erasure_topic = raw_topic(topics.erasures)
 
-    @app.page("/erase")
-    class EraseView(View):
-        """``radar erase`` through the worker that holds the database (streams.erasure)."""
+    async def publish_erasure(key: bytes, value: bytes) -> None:
+        await (await erasure_topic.send(key=key, value=value, force=True))
 
-        async def post(self, request: Request) -> Response:
-            if not authorized(settings, request.headers.get("Authorization")):
-                return self.json({"error": "send Authorization: Bearer $RADAR_SQL_TOKEN",
-                                  "kind": "unauthorized"}, status=401)
-            try:
-                kind, subject_id = handle_erase_request(json.loads(await request.text()))
-            except ValueError as exc:
-                return self.json({"error": str(exc), "kind": "bad_request"}, status=400)
-            digest = subject_hash(kind, subject_id)
-            key, value = erasure_record(kind, digest, datetime.now(UTC))
-            await (await erasure_topic.send(key=key, value=value, force=True))
-            await eraser.apply(kind, digest)
-            removed = await writer.on_client(
-                lambda client: erase_in_clickhouse(client, kind, subject_id,
-                                                   lambda: datetime.now(UTC)))
-            log.warning("erased a %s: %s", kind, removed)  # the id is not logged
-            return self.json({"removed": removed})
+    async def erase_tables(kind: SubjectKind, subject_id: str) -> dict[str, int]:
+        return await writer.on_client(lambda client: erase_in_clickhouse(
+            client, kind, subject_id, lambda: datetime.now(UTC)))
 
+    eraser = Eraser(erased, signals.stage if signals is not None else None, metrics, gate,
+                    drain, publish_erasure, erase_tables)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow() -> None:
+        await follow_erasures(settings, eraser, erasures_from or {})
+
+    add_views(app, settings, metrics, analyst, eraser)
     return app
 
 

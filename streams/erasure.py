@@ -105,12 +105,24 @@ class Eraser:
     """The engine's half of an erasure, inside a running worker."""
 
     def __init__(self, erased: Erased, stage: SignalStage | None, metrics: Metrics,
-                 gate: asyncio.Lock, drain: Callable[[], Awaitable[None]]) -> None:
+                 gate: asyncio.Lock, drain: Callable[[], Awaitable[None]],
+                 publish: Callable[[bytes, bytes], Awaitable[None]],
+                 erase_tables: Callable[[SubjectKind, str], Awaitable[dict[str, int]]]) -> None:
         self.erased = erased
         self.stage = stage
         self.metrics = metrics
         self.gate = gate  # held by the agent while it decodes and applies a batch
         self.drain = drain  # returns once every batch taken so far is stored
+        self.publish = publish  # (key, value) on the erasures topic, acknowledged
+        self.erase_tables = erase_tables  # ClickHouse's half, on the writer's thread
+
+    async def erase(self, kind: SubjectKind, subject_id: str) -> dict[str, int]:
+        """The whole erasure, in a worker that holds the database: the record for every
+        worker, the engine's half here, then the tables. Returns the rows removed per table."""
+        digest = subject_hash(kind, subject_id)
+        await self.publish(*erasure_record(kind, digest, datetime.now(UTC)))
+        await self.apply(kind, digest)
+        return await self.erase_tables(kind, subject_id)
 
     async def apply(self, kind: SubjectKind, digest: str) -> None:
         """From now on the subject's events are dropped; what was taken before is stored
