@@ -19,6 +19,7 @@ database itself (a worker started later reads the record first).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -62,12 +63,50 @@ def parse_record(value: bytes | None) -> tuple[SubjectKind, str] | None:
     return kind, digest
 
 
+def ensure_erasures_topic(settings: Settings) -> None:
+    """The erasures topic must keep its records for ever (compacted, one per subject): when it
+    is missing it is created so, before anything reads it, since a broker that creates topics
+    on first use would make one that deletes records after its retention, and a worker started
+    after that would no longer know the erasure. One that deletes is reported loudly."""
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    topic = settings.topics.erasures
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","),
+                                 client_id="radar-erasures", request_timeout_ms=10_000)
+    except KafkaError as exc:
+        raise ErasureError(f"cannot reach Kafka at {settings.kafka_bootstrap} to check "
+                           f"{topic}: {type(exc).__name__}") from exc
+    try:
+        if topic not in admin.list_topics():
+            brokers = len(admin.describe_cluster().get("brokers", [])) or 1
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
+                admin.create_topics([NewTopic(topic, settings.topic_partitions, min(3, brokers),
+                                              topic_configs={"cleanup.policy": "compact"})])
+            log.warning("created %s (compacted): it keeps every erasure for ever", topic)
+            return
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, {"cleanup.policy": None})],
+            config_filter="all")
+        policy = described.get("topic", {}).get(topic, {}).get("cleanup.policy", {}).get("value")
+        if isinstance(policy, str) and "compact" not in policy.split(","):
+            log.error("%s has cleanup.policy=%s: erasure records are deleted after its "
+                      "retention, and a worker started later would not know them; set "
+                      "cleanup.policy=compact", topic, policy)
+    except KafkaError as exc:
+        log.warning("could not check %s (%s): it must be compacted", topic, type(exc).__name__)
+    finally:
+        admin.close()
+
+
 def read_erasures(settings: Settings, erased: Erased) -> dict[int, int]:
     """Read the whole erasures topic into ``erased`` (at start, before any event is applied);
     returns the next offset per partition, where following it goes on."""
     from kafka import KafkaConsumer, TopicPartition
     from kafka.errors import KafkaError
 
+    ensure_erasures_topic(settings)
     topic = settings.topics.erasures
     deadline = time.monotonic() + READ_TIMEOUT_S
     while True:

@@ -135,3 +135,29 @@ def test_erase_needs_a_subject_and_says_so(radar: RadarEnv) -> None:
     refused = radar.run("erase")
     assert refused.returncode == 2
     assert "--stakeholder" in refused.stderr and "--account" in refused.stderr
+
+
+def test_a_worker_creates_a_missing_erasures_topic_compacted(radar: RadarEnv) -> None:
+    """A broker that creates topics on first use would make one that deletes its records after
+    its retention: the worker creates it first, compacted, so an erasure is kept for ever."""
+    import time
+
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    topic = radar.settings.topics.erasures
+    admin = KafkaAdminClient(bootstrap_servers=radar.env["RADAR_KAFKA_BOOTSTRAP"])
+    try:
+        admin.delete_topics([topic])
+        deadline = time.monotonic() + 30
+        while topic in admin.list_topics():
+            assert time.monotonic() < deadline, "the topic was not deleted"
+            time.sleep(0.2)
+        radar.start_worker()
+        assert topic in admin.list_topics()
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, {"cleanup.policy": None})],
+            config_filter="all")
+        policy = described["topic"][topic]["cleanup.policy"]["value"]
+    finally:
+        admin.close()
+    assert policy == "compact"
