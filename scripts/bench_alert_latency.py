@@ -83,7 +83,10 @@ def main() -> None:
         consumer = KafkaConsumer(topics.alerts, bootstrap_servers=settings.kafka_bootstrap,
                                  auto_offset_reset="latest", fetch_max_wait_ms=10)
         consumer.poll(timeout_ms=2000)  # join and position at the end
-        time.sleep(3)  # let the worker take in the profiles
+        # steady state: the sources that deliver nothing (all but accounts and role changes)
+        # turn idle after RADAR_IDLE_SOURCE_SECONDS and stop holding event time back; until
+        # then the profiles, and any departure, wait for them (SPEC section 9)
+        time.sleep(settings.idle_source_seconds + 3)
         latencies: list[float] = []
         for i in range(n):
             sent = time.perf_counter()
