@@ -1,8 +1,13 @@
 """Event time per partition, and the reorder buffer that makes replays deterministic.
 
-A partition's events arrive through several topics whose consumption interleaves differently
-on every run. The watermark is the *slowest* topic's latest event time, counting only topics
-that still have messages to deliver: a topic that is caught up cannot bring anything older.
+A partition's events arrive through several topics (sources) whose consumption interleaves
+differently on every run, and real sources arrive skewed: web interactions live, ad-platform
+reports in daily batches, CRM changes weekly. The watermark is the *slowest* source's latest
+event time, counting every source that may still deliver. A source stops holding it back only
+once it has been known to be caught up for ``idle_s`` seconds of wall-clock time
+(``SourceActivity``): a source caught up for a moment (the consumer read faster than its
+producer writes) is not idle, and neither is one whose state is unknown (a broker that cannot
+be reached tells nothing). A source that never delivered holds the watermark back the same way.
 Events are released to the engine in event-time order once the watermark has passed them, so
 every run sees the same sequence and fires the same signals.
 """
@@ -26,9 +31,9 @@ class PartitionClock:
             self.high[topic] = event_time
 
     def watermark(self, pending: Collection[str]) -> float | None:
-        """``pending``: topics of this partition with messages not yet delivered.
+        """``pending``: sources of this partition that may still deliver (not idle).
 
-        None while a pending topic has not delivered anything yet (it may hold older events).
+        None while one of them has not delivered anything yet (it may hold older events).
         """
         if any(t not in self.high for t in pending):
             return None
@@ -36,6 +41,35 @@ class PartitionClock:
         if waiting:
             return min(waiting)
         return max(self.high.values()) if self.high else None
+
+
+@dataclass
+class SourceActivity:
+    """Which sources of one partition may still deliver, by wall-clock time (seconds of a
+    monotonic clock, handed in): a source is idle once it has been reported caught up, without
+    a break, for ``idle_s``."""
+
+    idle_s: float
+    caught_up_since: dict[str, float] = field(default_factory=dict)
+    idle: set[str] = field(default_factory=set)
+
+    def report(self, source: str, caught_up: bool, now: float) -> bool:
+        """What is known of ``source`` now: caught up (everything up to the broker's high-water
+        mark received, in a fetch answered just now) or not (behind, or not known: a fetch that
+        did not answer). Returns True when the source has just turned idle."""
+        if not caught_up:
+            self.caught_up_since.pop(source, None)
+            self.idle.discard(source)
+            return False
+        since = self.caught_up_since.setdefault(source, now)
+        if source not in self.idle and now - since >= self.idle_s:
+            self.idle.add(source)
+            return True
+        return False
+
+    def holding(self, sources: Collection[str]) -> set[str]:
+        """The sources that may still bring older events: every one that is not idle."""
+        return {s for s in sources if s not in self.idle}
 
 
 class ReorderBuffer(Generic[T]):

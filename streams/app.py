@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from faust.types import TP
 from processors.erasure import Erased, SubjectKind
 from processors.ingest import RawMessage
 from processors.rules import Rules
+from processors.watermark import SourceActivity
 from sinks.analyst import AnalystQueries
 from sinks.clickhouse import ClickHouseWriter
 from sinks.erasure import erase as erase_in_clickhouse
@@ -85,13 +87,24 @@ class FaustStateTable:
             del self.table[account_id]  # a tombstone in the changelog
 
 
-def pending_inputs(app: faust.App, inputs: list[str], partition: int,
-                   seen: dict[tuple[str, int], int]) -> set[str]:
-    """Input topics of ``partition`` with messages the agent has not received yet."""
-    pending = set()
+# a fetch answered within this long tells what a partition holds now; an older answer (a
+# broker that cannot be reached, a paused partition) tells nothing, and nothing is idle on it
+FRESH_FETCH_S = 5.0
+
+
+def holding_inputs(app: faust.App, inputs: list[str], partition: int,
+                   seen: dict[tuple[str, int], int], activity: SourceActivity,
+                   metrics: Metrics) -> set[str]:
+    """Input topics of ``partition`` that may still bring older events: all but those known
+    caught up, by fetches answered just now, for the idle time (SourceActivity)."""
     consumer = app.consumer
     assigned = consumer.assignment()
     committed = getattr(consumer, "_committed_offset", {})
+    try:
+        polled = consumer._thread._ensure_consumer().last_poll_timestamp  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):
+        polled = None  # unknown: nothing is idle
+    now, wall_ms = time.monotonic(), time.time() * 1000
     for topic in inputs:
         tp = TP(topic, partition)
         if tp not in assigned:
@@ -100,10 +113,12 @@ def pending_inputs(app: faust.App, inputs: list[str], partition: int,
         # nothing received yet this session: reading resumes at the committed offset
         next_offset = seen[(topic, partition)] + 1 if (topic, partition) in seen else \
             committed.get(tp) or 0
-        # not fetched yet: it may hold older events, so it holds the watermark back
-        if highwater is None or highwater > next_offset:
-            pending.add(topic)
-    return pending
+        answered = polled(tp) if polled is not None else None
+        fresh = answered is not None and wall_ms - answered <= FRESH_FETCH_S * 1000
+        caught_up = fresh and highwater is not None and highwater <= next_offset
+        if activity.report(topic, caught_up, now):
+            metrics.idle_releases.inc()
+    return activity.holding([t for t in inputs if TP(t, partition) in assigned])
 
 
 def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
@@ -314,8 +329,14 @@ def _signal_stage(app: faust.App, settings: Settings, rules: Rules, writer: Clic
     cast(Any, accounts_table).value_serializer = STATE_CODEC
     state_table = FaustStateTable(app, accounts_table)
     offsets: dict[tuple[str, int], int] = {}
+    activity: dict[int, SourceActivity] = {}
+
+    def holding(partition: int) -> set[str]:
+        watch = activity.setdefault(partition, SourceActivity(settings.idle_source_seconds))
+        return holding_inputs(app, topics.inputs, partition, offsets, watch, metrics)
+
     stage = SignalStage(settings, rules, state_table, writer, metrics, send,
-                        pending_topics=lambda p: pending_inputs(app, topics.inputs, p, offsets),
+                        pending_topics=holding,
                         erased=erased)
     agent_state = SignalAgentState(stage, state_table, offsets, metrics)
 

@@ -102,9 +102,13 @@ def wait_until_committed(
 
 def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
     log = log_path.open("ab")
+    # the demo publishes every source itself, in event-time order: its sources are idle
+    # seconds after the last line, not after a real producer's half minute
+    env = {**os.environ, "RADAR_SIGNALS": "true",
+           "RADAR_IDLE_SOURCE_SECONDS": os.environ.get("RADAR_IDLE_SOURCE_SECONDS", "5")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "worker"], stdout=log, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, env={**os.environ, "RADAR_SIGNALS": "true"},
+        stdin=subprocess.DEVNULL, env=env,
     )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

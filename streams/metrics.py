@@ -83,7 +83,8 @@ class Metrics:
         )
         self.idle_releases = Counter(
             "radar_watermark_idle_releases",
-            "Times a partition's watermark stalled and its held events were released anyway.",
+            "Times a source (an input topic of a partition) turned idle: caught up for "
+            "RADAR_IDLE_SOURCE_SECONDS, it no longer holds the partition's event time back.",
             registry=r,
         )
         self.events_erased = Counter(

@@ -63,6 +63,9 @@ class Settings(BaseModel):
     # implausible event times are bad input (dead-lettered as implausible_time)
     earliest_event_time: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
     max_future_seconds: int = Field(default=86_400, ge=0, le=100 * 366 * 86_400)
+    # a source (input topic) caught up this long, by the wall clock, stops holding back its
+    # partitions' event time (processors/watermark.py)
+    idle_source_seconds: float = Field(default=30.0, gt=0, le=7 * 86_400)
     # a ClickHouse TTL on events and dead_letters (none by default)
     events_ttl_days: int | None = Field(default=None, ge=1, le=100_000)
 

@@ -53,11 +53,7 @@ class StateTable(Protocol):
     def put(self, account_id: str, partition: int, value: Any) -> None:
         """Store ``value`` for the account; None deletes it."""
 
-Pending = Callable[[int], set[str]]  # partition -> input topics with undelivered messages
-# a safety net: a partition whose watermark has not moved for this long releases what it
-# holds, because a stalled partition (lag growing, commits stopped) is worse than an event
-# applied out of order. It should never trigger; a warning and a metric say when it does.
-IDLE_RELEASE_S = 30.0
+Pending = Callable[[int], set[str]]  # partition -> input topics that may still deliver
 YIELD_EVERY = 250  # events applied between two turns of the event loop (a few milliseconds)
 
 
@@ -114,8 +110,6 @@ class SignalStage:
         # partition -> how often a rebalance took it away: a batch applied before that does
         # not save its states there any more (the partition's new owner does)
         self.revocations: dict[int, int] = {}
-        self.progress_at: dict[int, float] = {}  # partition -> monotonic time of last release
-        self.idle_release_s = IDLE_RELEASE_S
 
     # -- state -----------------------------------------------------------------------------
     def _load_partition(self, partition: int, dirty: dict[str, tuple[int, AccountState]]
@@ -190,26 +184,14 @@ class SignalStage:
         """The work of ``step``, pausing (yielding) every ``YIELD_EVERY`` events."""
         applied = 0
         detected_at = self.clock()
-        now_mono = time.monotonic()
         for partition, buffer in self.buffers.items():
             if not len(buffer):
-                self.progress_at[partition] = now_mono
                 continue
-            clock = self.clocks[partition]
-            watermark = clock.watermark(self.pending_topics(partition))
-            stalled = now_mono - self.progress_at.setdefault(partition, now_mono) > \
-                self.idle_release_s
-            if stalled:
-                idle = clock.watermark(set())
-                if idle is not None and (watermark is None or idle > watermark):
-                    log.warning("partition %d: watermark stalled for %.0fs; releasing %d held "
-                                "event(s) up to the latest event time", partition,
-                                now_mono - self.progress_at[partition], len(buffer))
-                    self.metrics.idle_releases.inc()
-                    watermark = idle
+            # the sources that may still deliver hold it back; one caught up for the idle
+            # time does not (streams.app.holding_inputs)
+            watermark = self.clocks[partition].watermark(self.pending_topics(partition))
             if watermark is None:
                 continue
-            before = len(buffer)
             self._load_partition(partition, dirty)
             members = self.members.setdefault(partition, set())
             erased = self.erased
@@ -246,8 +228,6 @@ class SignalStage:
                 if applied % YIELD_EVERY == 0:
                     yield
             yield from self._sweep(partition, watermark, detected_at, result, dirty)
-            if len(buffer) < before:
-                self.progress_at[partition] = now_mono
 
     def _sweep(self, partition: int, watermark: float, detected_at: datetime,
                result: BatchResult, dirty: dict[str, tuple[int, AccountState]]
@@ -387,7 +367,6 @@ class SignalStage:
             self.buffers.pop(p, None)
             self.clocks.pop(p, None)
             self.swept_day.pop(p, None)
-            self.progress_at.pop(p, None)
             self.loaded_partitions.discard(p)
             for account_id in self.members.pop(p, set()):
                 self.cache.pop(account_id, None)

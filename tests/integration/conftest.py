@@ -145,6 +145,8 @@ def radar(broker: Settings, tmp_path: Path) -> Iterator[RadarEnv]:
             # the worker's state store (RocksDB) and anything else local: under the test's own
             # folder, never the checkout's .local
             "RADAR_LOCAL_DIR": str(tmp_path / "local"),
+            # tests publish every source themselves: idle after a few seconds, not half a minute
+            "RADAR_IDLE_SOURCE_SECONDS": "3",
             "RADAR_WEB_PORT": str(free_port()),
             "RADAR_BATCH_MAX_ROWS": "1000",
             "RADAR_LOG_LEVEL": "info",

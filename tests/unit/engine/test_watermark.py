@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from processors.watermark import PartitionClock, ReorderBuffer
+from processors.watermark import PartitionClock, ReorderBuffer, SourceActivity
 
 
 def test_no_watermark_before_anything_was_seen() -> None:
@@ -104,3 +104,61 @@ def test_two_arrival_orders_release_the_same_sequence() -> None:
     expected = ["x", "m", "a", "b", "q"]
     assert first.release(5.0) + first.drain() == expected
     assert second.release(5.0) + second.drain() == expected
+
+
+# -- SourceActivity: idle by wall-clock time (SPEC section 9) ---------------------------------
+
+
+def test_a_source_caught_up_for_a_moment_still_holds_event_time_back() -> None:
+    activity = SourceActivity(idle_s=30)
+    activity.report("ads", caught_up=True, now=100.0)
+    activity.report("ads", caught_up=True, now=129.9)
+
+    assert activity.holding(["ads", "replies"]) == {"ads", "replies"}
+
+
+def test_a_source_caught_up_for_the_idle_time_stops_holding_and_says_so_once() -> None:
+    activity = SourceActivity(idle_s=30)
+    assert activity.report("ads", caught_up=True, now=100.0) is False
+    assert activity.report("ads", caught_up=True, now=130.0) is True
+    assert activity.report("ads", caught_up=True, now=140.0) is False
+
+    assert activity.holding(["ads", "replies"]) == {"replies"}
+
+
+def test_a_source_that_delivers_again_holds_again_and_its_idle_time_starts_over() -> None:
+    activity = SourceActivity(idle_s=30)
+    activity.report("ads", caught_up=True, now=0.0)
+    activity.report("ads", caught_up=True, now=31.0)
+    activity.report("ads", caught_up=False, now=32.0)  # new messages, or nothing known
+
+    assert activity.holding(["ads"]) == {"ads"}
+    activity.report("ads", caught_up=True, now=33.0)
+    activity.report("ads", caught_up=True, now=62.9)
+    assert activity.holding(["ads"]) == {"ads"}
+    activity.report("ads", caught_up=True, now=63.0)
+    assert activity.holding(["ads"]) == set()
+
+
+def test_an_unreachable_broker_is_never_idleness() -> None:
+    """Fetches that go unanswered report nothing caught up: however long the outage, the
+    sources hold event time where it was, and their idle time starts when fetches answer."""
+    activity = SourceActivity(idle_s=30)
+    for second in range(0, 120, 5):
+        activity.report("ads", caught_up=False, now=float(second))
+    assert activity.holding(["ads"]) == {"ads"}
+    activity.report("ads", caught_up=True, now=120.0)
+    activity.report("ads", caught_up=True, now=149.0)
+    assert activity.holding(["ads"]) == {"ads"}
+
+
+def test_a_source_that_never_delivered_waits_the_idle_time_then_lets_the_others_go() -> None:
+    clock, activity = PartitionClock(), SourceActivity(idle_s=30)
+    clock.observe("replies", 500.0)
+    activity.report("replies", caught_up=True, now=0.0)
+    activity.report("role-changes", caught_up=True, now=0.0)  # empty: nothing to deliver
+
+    assert clock.watermark(activity.holding(["replies", "role-changes"])) is None
+    activity.report("replies", caught_up=True, now=30.0)
+    activity.report("role-changes", caught_up=True, now=30.0)
+    assert clock.watermark(activity.holding(["replies", "role-changes"])) == 500.0
