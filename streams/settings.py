@@ -11,8 +11,18 @@ import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from schemas.topics import TopicNames
 
@@ -36,6 +46,7 @@ class Settings(BaseModel):
 
     home: Path = Field(default_factory=project_home)
     local_dir: Path | None = None
+    # unset: the local broker of RADAR_KAFKA_PORT (so a port alone moves both together)
     kafka_bootstrap: str = "localhost:9092"
     kafka_port: int = Field(default=9092, ge=1, le=65535)
     kafka_controller_port: int | None = Field(default=None, ge=1, le=65535)
@@ -68,6 +79,16 @@ class Settings(BaseModel):
     idle_source_seconds: float = Field(default=30.0, gt=0, le=7 * 86_400)
     # a ClickHouse TTL on events and dead_letters (none by default)
     events_ttl_days: int | None = Field(default=None, ge=1, le=100_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bootstrap_follows_the_port(cls, values: Any) -> Any:
+        """Without RADAR_KAFKA_BOOTSTRAP, the brokers are the local one on RADAR_KAFKA_PORT:
+        `radar kafka up` and `radar demo` start it there, and the worker and publish must not
+        talk to another broker on the default port meanwhile."""
+        if isinstance(values, dict) and "kafka_bootstrap" not in values and "kafka_port" in values:
+            return {**values, "kafka_bootstrap": f"localhost:{values['kafka_port']}"}
+        return values
 
     @field_validator("clickhouse_dsn")
     @classmethod

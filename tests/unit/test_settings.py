@@ -153,3 +153,12 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(ValidationError):
         s.topic_partitions = 3  # type: ignore[misc]
     assert isinstance(s, Settings)
+
+
+def test_without_a_bootstrap_the_brokers_are_the_local_one_on_the_kafka_port() -> None:
+    """`radar demo` with only RADAR_KAFKA_PORT starts its broker there: the worker and publish
+    must use it, not another broker left on the default port."""
+    assert load_settings({"RADAR_KAFKA_PORT": "49096"}).kafka_bootstrap == "localhost:49096"
+    assert load_settings({}).kafka_bootstrap == "localhost:9092"
+    both = load_settings({"RADAR_KAFKA_PORT": "49096", "RADAR_KAFKA_BOOTSTRAP": "kafka:29092"})
+    assert both.kafka_bootstrap == "kafka:29092"
