@@ -513,10 +513,10 @@ def run_perturbation(name: str, options: Options | None = None,
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[list[str], Options, argparse.Namespace]:
     d = Options()
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0],
+    p = argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split()),
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("perturbations", nargs="*", metavar="PERTURBATION",
-                   help=f"any of {', '.join(PERTURBATIONS)} (default: all)")
+    p.add_argument("perturbations", nargs="*", metavar="PERTURBATION", default=argparse.SUPPRESS,
+                   help=f"any of {', '.join(PERTURBATIONS)}; all when none is named")
     p.add_argument("--accounts", type=int, default=d.accounts)
     p.add_argument("--days", type=int, default=d.days)
     p.add_argument("--seed", type=int, default=d.seed)
@@ -540,7 +540,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[list[str], Options, a
     p.add_argument("--markdown", action="store_true", help="print the table as markdown")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, data)")
     args = p.parse_args(argv)
-    names = args.perturbations or list(PERTURBATIONS)
+    names = getattr(args, "perturbations", None) or list(PERTURBATIONS)
     unknown = [n for n in names if n not in PERTURBATIONS]
     if unknown:
         p.error(f"unknown perturbation(s) {', '.join(unknown)}; known: {', '.join(PERTURBATIONS)}")
