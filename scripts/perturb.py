@@ -599,7 +599,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "reference": {"open": len(reference.signals), "events": reference.events,
                           "seconds": round(reference.seconds, 1),
                           "by_type": dict(sorted(Counter(
-                              x.type for x in reference.signals.values()).items()))},
+                              x.type for x in reference.signals.values()).items())),
+                          # the whole set, to compare references of two runs (or two commits)
+                          "signals": {i: x.as_json() for i, x in sorted(reference.signals.items())}},
             "results": [c.as_json() for c in comparisons],
             "matched": matched, "error": failure,
         }
