@@ -85,6 +85,9 @@ class AccountState:
     # ids of events applied within the allowed lateness: a redelivered event is not counted
     # twice (anything older is beyond the lateness and changes nothing anyway)
     recent_ids: dict[str, float] = field(default_factory=dict)
+    # the latest offset applied per source ("topic:partition"): a message read again at or
+    # below it is a redelivery (counted apart from late events), not news
+    applied_through: dict[str, int] = field(default_factory=dict)
     # not kept in the changelog (a cache, recomputed after a restart): the earliest event time
     # any deadline rule can fire at, so events and sweeps before it skip those rules
     deadline_due: float = field(default=0.0, compare=False)
@@ -106,6 +109,7 @@ class AccountState:
         d["fired"] = list(self.fired)
         d["churn_history"] = [tuple(h) for h in self.churn_history]
         d["recent_ids"] = dict(self.recent_ids)
+        d["applied_through"] = dict(self.applied_through)
         d["window_base"] = list(self.window_base)
         return d
 
@@ -171,7 +175,8 @@ def trim_days(score_days: dict[int, float], today: int, keep: int) -> None:
 
 _CONTAINERS = frozenset({"profile_champions", "stakeholders", "score_days",
                          "recent_engagement_events", "departures", "active", "entries", "fired",
-                         "churn_history", "recent_ids", "window_base"})
+                         "churn_history", "recent_ids", "window_base",
+                         "applied_through"})
 TRANSIENT = frozenset({"deadline_due"})
 _ACCOUNT_SCALARS = tuple(f.name for f in fields(AccountState)
                          if f.name not in _CONTAINERS and f.name not in TRANSIENT)

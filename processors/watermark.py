@@ -1,59 +1,78 @@
-"""Event time per partition, and the reorder buffer that makes replays deterministic.
+"""Event time, and the reorder buffer that makes replays deterministic.
 
-A partition's events arrive through several topics (sources) whose consumption interleaves
-differently on every run, and real sources arrive skewed: web interactions live, ad-platform
-reports in daily batches, CRM changes weekly. The watermark is the *slowest* source's latest
-event time, counting every source that may still deliver. A source stops holding it back only
-once it has been known to be caught up for ``idle_s`` seconds of wall-clock time
-(``SourceActivity``): a source caught up for a moment (the consumer read faster than its
-producer writes) is not idle, and neither is one whose state is unknown (a broker that cannot
-be reached tells nothing). A source that never delivered holds the watermark back the same way.
-Events are released to the engine in event-time order once the watermark has passed them, so
-every run sees the same sequence and fires the same signals.
+A worker's events arrive through several sources (each partition of each input topic) whose
+consumption interleaves differently on every run, and real sources arrive skewed: web
+interactions live, ad-platform reports in daily batches, CRM changes weekly. The watermark is
+the *slowest* source's latest event time, counting every source that may still deliver. A
+source stops holding it back only once it has been known to be caught up for ``idle_s``
+seconds of wall-clock time (``SourceActivity``): a source caught up for a moment (the consumer
+read faster than its producer writes) is not idle, and neither is one whose state is unknown
+(a broker that cannot be reached tells nothing). A source that never delivered holds the
+watermark back the same way. Events are released to the engine in event-time order once the
+watermark has passed them, so every run sees the same sequence and fires the same signals.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 
+Source = tuple[str, int]  # an input topic's partition: one log, in the order it was written
+
+
 @dataclass
-class PartitionClock:
-    high: dict[str, float] = field(default_factory=dict)  # latest event time seen, per topic
+class EventClock:
+    """The latest event time received from each source (topic, partition) a worker reads.
 
-    def observe(self, topic: str, event_time: float) -> None:
-        if event_time > self.high.get(topic, float("-inf")):
-            self.high[topic] = event_time
+    Events of one account may come through any partition of any input topic (a producer
+    without keys spreads them), so event time is judged over every source the worker reads,
+    not per partition.
+    """
 
-    def watermark(self, pending: Collection[str]) -> float | None:
-        """``pending``: sources of this partition that may still deliver (not idle).
+    high: dict[Source, float] = field(default_factory=dict)
+
+    def observe(self, source: Source, event_time: float) -> None:
+        if event_time > self.high.get(source, float("-inf")):
+            self.high[source] = event_time
+
+    def watermark(self, pending: Collection[Source]) -> float | None:
+        """``pending``: the sources that may still deliver (not idle).
 
         None while one of them has not delivered anything yet (it may hold older events).
         """
-        if any(t not in self.high for t in pending):
-            return None
-        waiting = [self.high[t] for t in pending]
+        high = self.high
+        waiting: list[float] = []
+        for source in pending:
+            t = high.get(source)
+            if t is None:
+                return None
+            waiting.append(t)
         if waiting:
             return min(waiting)
-        return max(self.high.values()) if self.high else None
+        return max(high.values()) if high else None
+
+    def forget(self, partitions: Collection[int]) -> None:
+        """Sources of partitions a rebalance took away: their new owner judges them."""
+        for source in [s for s in self.high if s[1] in partitions]:
+            del self.high[source]
 
 
 @dataclass
 class SourceActivity:
-    """Which sources of one partition may still deliver, by wall-clock time (seconds of a
+    """Which sources may still deliver, by wall-clock time (seconds of a
     monotonic clock, handed in): a source is idle once it has been reported caught up, without
     a break, for ``idle_s``."""
 
     idle_s: float
-    caught_up_since: dict[str, float] = field(default_factory=dict)
-    idle: set[str] = field(default_factory=set)
+    caught_up_since: dict[Source, float] = field(default_factory=dict)
+    idle: set[Source] = field(default_factory=set)
 
-    def report(self, source: str, caught_up: bool, now: float) -> bool:
+    def report(self, source: Source, caught_up: bool, now: float) -> bool:
         """What is known of ``source`` now: caught up (everything up to the broker's high-water
         mark received, in a fetch answered just now) or not (behind, or not known: a fetch that
         did not answer). Returns True when the source has just turned idle."""
@@ -67,7 +86,7 @@ class SourceActivity:
             return True
         return False
 
-    def holding(self, sources: Collection[str]) -> set[str]:
+    def holding(self, sources: Collection[Source]) -> set[Source]:
         """The sources that may still bring older events: every one that is not idle."""
         return {s for s in sources if s not in self.idle}
 
@@ -97,3 +116,11 @@ class ReorderBuffer(Generic[T]):
 
     def drain(self) -> list[T]:
         return self.release(float("inf"))
+
+    def discard(self, drop: Callable[[T], bool]) -> list[T]:
+        """Take out the items ``drop`` selects (whatever their time); returns them."""
+        kept = [entry for entry in self._heap if not drop(entry[3])]
+        dropped = [entry[3] for entry in self._heap if drop(entry[3])]
+        heapq.heapify(kept)
+        self._heap = kept
+        return dropped

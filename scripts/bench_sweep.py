@@ -61,7 +61,7 @@ def main() -> None:
     batches, _ = decode_all(args.file.read_bytes().splitlines(), 5000)
     no_io: Any = None
     stage = SignalStage(settings, rules, Table(), no_io, Metrics(), no_io,
-                        pending_topics=lambda p: set(), clock=lambda: DETECTED_AT)
+                        sources=lambda: ((), ()), clock=lambda: DETECTED_AT)
     for batch in batches:
         stage.admit([(a, None) for a in batch.accepted])
         stage.step()

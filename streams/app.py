@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import faust
-from faust.types import TP
+from faust.types import TP, Message
 
 from processors.erasure import Erased, SubjectKind
 from processors.ingest import RawMessage
 from processors.rules import Rules
-from processors.watermark import SourceActivity
+from processors.watermark import Source, SourceActivity
 from sinks.analyst import AnalystQueries
 from sinks.clickhouse import ClickHouseWriter
 from sinks.erasure import erase as erase_in_clickhouse
@@ -61,15 +61,16 @@ class FaustStateTable:
     """The account-state table as the signal stage needs it.
 
     Faust's RocksDB store files a key under the partition of the event being processed; the
-    stage writes after a batch, so it names that partition through an event of one of the
-    partition's messages.
+    stage writes after a batch, and an account's state belongs to the account's own partition
+    whatever partition its events came on, so ``put`` names that partition through an event
+    of its own (the changelog partition follows the key: ``use_partitioner``).
     """
 
     def __init__(self, app: faust.App, table: Any) -> None:
         self.app = app
         self.table = table
         self.stream: Any = None
-        self.last_message: dict[int, Any] = {}
+        self.events: dict[int, Any] = {}
 
     def get(self, account_id: str) -> Any:
         return self.table.get(account_id)
@@ -77,10 +78,18 @@ class FaustStateTable:
     def items(self) -> Any:
         return self.table.items()
 
+    def _event(self, partition: int) -> Any:
+        event = self.events.get(partition)
+        if event is None:
+            name = self.table.name
+            message = Message(name, partition, -1, 0.0, 0, None, None, None, None,
+                              tp=TP(name, partition))
+            event = self.events[partition] = self.app.create_event(None, None, {}, message)
+        return event
+
     def put(self, account_id: str, partition: int, value: Any) -> None:
-        m = self.last_message.get(partition)
-        if m is not None and self.stream is not None:
-            self.stream._set_current_event(self.app.create_event(m.key, m.value, {}, m))
+        if self.stream is not None:
+            self.stream._set_current_event(self._event(partition))
         if value is not None:
             self.table[account_id] = value
         elif account_id in self.table:
@@ -92,33 +101,35 @@ class FaustStateTable:
 FRESH_FETCH_S = 5.0
 
 
-def holding_inputs(app: faust.App, inputs: list[str], partition: int,
-                   seen: dict[tuple[str, int], int], activity: SourceActivity,
-                   metrics: Metrics) -> set[str]:
-    """Input topics of ``partition`` that may still bring older events: all but those known
-    caught up, by fetches answered just now, for the idle time (SourceActivity)."""
+def input_sources(app: faust.App, inputs: list[str], seen: dict[tuple[str, int], int],
+                  activity: SourceActivity, metrics: Metrics
+                  ) -> tuple[set[Source], set[Source]]:
+    """The input sources (topic, partition) assigned here, and those of them that may still
+    bring older events: all but those known caught up, by fetches answered just now, for the
+    idle time (SourceActivity)."""
     consumer = app.consumer
-    assigned = consumer.assignment()
     committed = getattr(consumer, "_committed_offset", {})
     try:
         polled = consumer._thread._ensure_consumer().last_poll_timestamp  # type: ignore[attr-defined]
     except (AttributeError, RuntimeError):
         polled = None  # unknown: nothing is idle
     now, wall_ms = time.monotonic(), time.time() * 1000
-    for topic in inputs:
-        tp = TP(topic, partition)
-        if tp not in assigned:
+    wanted = set(inputs)
+    assigned: set[Source] = set()
+    for tp in consumer.assignment():
+        if tp.topic not in wanted:
             continue
+        source = (tp.topic, tp.partition)
+        assigned.add(source)
         highwater = consumer.highwater(tp)
         # nothing received yet this session: reading resumes at the committed offset
-        next_offset = seen[(topic, partition)] + 1 if (topic, partition) in seen else \
-            committed.get(tp) or 0
+        next_offset = seen[source] + 1 if source in seen else committed.get(tp) or 0
         answered = polled(tp) if polled is not None else None
         fresh = answered is not None and wall_ms - answered <= FRESH_FETCH_S * 1000
         caught_up = fresh and highwater is not None and highwater <= next_offset
-        if activity.report(topic, caught_up, now):
+        if activity.report(source, caught_up, now):
             metrics.idle_releases.inc()
-    return activity.holding([t for t in inputs if TP(t, partition) in assigned])
+    return assigned, activity.holding(assigned)
 
 
 def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
@@ -299,7 +310,6 @@ class SignalAgentState:
         """Applies the batch; returns what resolves to the messages whose events are applied
         and stored (signals and state)."""
         for m in messages:
-            self.table.last_message[m.partition] = m
             self.offsets[(m.topic, m.partition)] = m.offset
         applying = await self.stage.handle(accepted)
         self.metrics.held_events.set(self.stage.held())
@@ -329,21 +339,20 @@ def _signal_stage(app: faust.App, settings: Settings, rules: Rules, writer: Clic
     cast(Any, accounts_table).value_serializer = STATE_CODEC
     state_table = FaustStateTable(app, accounts_table)
     offsets: dict[tuple[str, int], int] = {}
-    activity: dict[int, SourceActivity] = {}
+    activity = SourceActivity(settings.idle_source_seconds)
 
-    def holding(partition: int) -> set[str]:
-        watch = activity.setdefault(partition, SourceActivity(settings.idle_source_seconds))
-        return holding_inputs(app, topics.inputs, partition, offsets, watch, metrics)
+    def sources() -> tuple[set[Source], set[Source]]:
+        return input_sources(app, topics.inputs, offsets, activity, metrics)
 
-    stage = SignalStage(settings, rules, state_table, writer, metrics, send,
-                        pending_topics=holding,
+    stage = SignalStage(settings, rules, state_table, writer, metrics, send, sources,
                         erased=erased)
     agent_state = SignalAgentState(stage, state_table, offsets, metrics)
 
     @app.timer(1.0, name="signals-idle")  # type: ignore[untyped-decorator]
     async def release_idle_partitions() -> None:
-        """Without new messages the agent does not run; held events must still get out."""
-        if state_table.stream is not None and stage.held():
+        """Without new messages the agent does not run; held events must still get out, and
+        sources turning idle move event time on (the day judgements at its end included)."""
+        if state_table.stream is not None:
             tracker.finish(await (await agent_state.handle([], [])))
 
     return agent_state

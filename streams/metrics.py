@@ -78,13 +78,28 @@ class Metrics:
         )
         self.late_events = Counter(
             "radar_late_events",
-            "Events older than the account's high-water mark minus the allowed lateness: "
-            "stored, counted, but they change no state and fire nothing.", registry=r,
+            "Events older, on arrival, than the account's high-water mark minus the allowed "
+            "lateness: stored, counted, but they change no state and fire nothing. A message "
+            "read again (redelivered) is counted in radar_redelivered_events instead.",
+            registry=r,
+        )
+        self.redelivered_events = Counter(
+            "radar_redelivered_events",
+            "Messages read again whose event was applied already (after a restart or a "
+            "rebalance, reading resumes at the last committed offset): changed nothing.",
+            registry=r,
+        )
+        self.rerouted_events = Counter(
+            "radar_rerouted_events",
+            "Events that arrived on a partition other than their account's (a producer "
+            "without keys, another client's partitioner, a key that is not the account_id) "
+            "and were applied by the account's own partition, by input topic.",
+            ["topic"], registry=r,
         )
         self.idle_releases = Counter(
             "radar_watermark_idle_releases",
-            "Times a source (an input topic of a partition) turned idle: caught up for "
-            "RADAR_IDLE_SOURCE_SECONDS, it no longer holds the partition's event time back.",
+            "Times a source (a partition of an input topic) turned idle: caught up for "
+            "RADAR_IDLE_SOURCE_SECONDS, it no longer holds event time back.",
             registry=r,
         )
         self.events_erased = Counter(

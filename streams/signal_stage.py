@@ -1,10 +1,18 @@
 """The signal stage of the agent's batch: order by event time, apply the engine, emit, store.
 
-Per partition, events wait in a reorder buffer until the partition's watermark (the slowest
-input topic that still has messages) passes them, then go through the engine in event-time
-order, so every run — a replay, a restart after SIGKILL — fires the same signals. When the
-watermark enters a new day, every account of the partition is advanced to it, which fires the
+Each event goes to its account's own partition (Kafka's default partitioner of the
+``account_id``, whatever partition the message came on) and waits in that partition's reorder
+buffer until the watermark — the slowest source (input topic partition) that may still deliver
+— passes it; then it goes through the engine in event-time order, so every run — a replay, a
+restart after SIGKILL, a producer without keys — fires the same signals. When the watermark
+enters a new day, every account of every partition is advanced to it, which fires the
 time-based signals (silence, continuity gap, succession, renewal) on the right day.
+
+Lateness is judged on arrival, per source: an event older than the latest event of its account
+already received from the same source, minus the allowed lateness, is counted and fires
+nothing, whatever is still held (a source's order is part of the data; how sources interleave
+is delivery). An event behind the watermark (its source was idle) is judged by the engine
+against the account's state.
 
 Messages are acknowledged only after their effects are emitted and stored; the engine skips
 events it has already applied (a redelivery), so at-least-once delivery counts each once.
@@ -20,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -29,11 +37,12 @@ from processors.engagement import figures
 from processors.engine import Outcome, apply_event
 from processors.erasure import Erased, forget_stakeholders
 from processors.ingest import AcceptedEvent
+from processors.partitioning import Owners
 from processors.rules import Rules
 from processors.state import DAY, AccountState, day_of
 from processors.sweep import sweep
 from processors.tiers import tier_of
-from processors.watermark import PartitionClock, ReorderBuffer
+from processors.watermark import EventClock, ReorderBuffer, Source
 from schemas.events import InputEvent
 from schemas.signals import Signal, TierChange
 from sinks.clickhouse import ClickHouseWriter
@@ -53,7 +62,8 @@ class StateTable(Protocol):
     def put(self, account_id: str, partition: int, value: Any) -> None:
         """Store ``value`` for the account; None deletes it."""
 
-Pending = Callable[[int], set[str]]  # partition -> input topics that may still deliver
+# the sources the worker reads now, and those of them that may still deliver (not idle)
+Sources = Callable[[], tuple[Collection[Source], Collection[Source]]]
 YIELD_EVERY = 250  # events applied between two turns of the event loop (a few milliseconds)
 
 
@@ -63,6 +73,8 @@ class Held:
     t: float  # the event's time as a timestamp
     token: Any  # what the agent needs to acknowledge the message
     produced_at: float | None  # message timestamp (producer clock), for alert latency
+    source: Source  # the topic partition the message came on
+    offset: int
 
 
 @dataclass
@@ -82,7 +94,7 @@ class SignalStage:
         writer: ClickHouseWriter,
         metrics: Metrics,
         send: Send,
-        pending_topics: Pending,
+        sources: Sources,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         erased: Erased | None = None,
     ) -> None:
@@ -96,10 +108,15 @@ class SignalStage:
         self.writer = writer
         self.metrics = metrics
         self.send = send
-        self.pending_topics = pending_topics
+        self.sources = sources
         self.clock = clock
-        self.clocks: dict[int, PartitionClock] = {}
-        self.buffers: dict[int, ReorderBuffer[Held]] = {}
+        self.event_clock = EventClock()
+        self.owner = Owners(settings.topic_partitions)
+        self.lateness = rules.engagement.allowed_lateness_days * DAY
+        # (account, source) -> the latest event time received: lateness is judged on arrival
+        self.received: dict[tuple[str, Source], float] = {}
+        self.settled: list[Any] = []  # tokens of events judged on arrival: acknowledged next
+        self.buffers: dict[int, ReorderBuffer[Held]] = {}  # by the accounts' own partition
         self.swept_day: dict[int, int] = {}
         self.cache: dict[str, AccountState] = {}
         self.members: dict[int, set[str]] = {}  # partition -> accounts
@@ -152,14 +169,38 @@ class SignalStage:
 
     # -- batch -----------------------------------------------------------------------------
     def admit(self, accepted: Sequence[tuple[AcceptedEvent, Any]]) -> None:
-        """Hold each valid event (already decoded by ingest) until its watermark passes."""
+        """Hold each valid event (already decoded by ingest) in its account's partition until
+        the watermark passes it; one late on arrival is counted and acknowledged."""
+        received, lateness = self.received, self.lateness
         for item, token in accepted:
             event, raw = item.event, item.source
             t = event.occurred_at.timestamp()
-            self.clocks.setdefault(raw.partition, PartitionClock()).observe(raw.topic, t)
+            source = (raw.topic, raw.partition)
+            self.event_clock.observe(source, t)
+            key = (event.account_id, source)
+            latest = received.get(key)
+            if latest is not None and t < latest - lateness:
+                self._late(event.account_id, source, raw.offset)
+                self.settled.append(token)
+                continue
+            if latest is None or t > latest:
+                received[key] = t
+            owner = self.owner(event.account_id)
+            if owner != raw.partition:
+                self.metrics.rerouted_events.labels(raw.topic).inc()
             produced = raw.timestamp.timestamp() if raw.timestamp else None
-            self.buffers.setdefault(raw.partition, ReorderBuffer()).push(
-                t, event.event_id, Held(event, t, token, produced))
+            self.buffers.setdefault(owner, ReorderBuffer()).push(
+                t, event.event_id, Held(event, t, token, produced, source, raw.offset))
+
+    def _late(self, account_id: str, source: Source, offset: int) -> None:
+        """Count an event that changes nothing: a redelivery if its source's offset was
+        applied already for the account, else late."""
+        state = self._state(account_id)
+        if state is not None and \
+                offset <= state.applied_through.get(f"{source[0]}:{source[1]}", -1):
+            self.metrics.redelivered_events.inc()
+        else:
+            self.metrics.late_events.inc()
 
     def step(self) -> tuple[BatchResult, dict[str, tuple[int, AccountState]]]:
         """Release what the watermarks allow, apply it, sweep new days. Pure CPU, no I/O."""
@@ -182,21 +223,27 @@ class SignalStage:
     def _steps(self, result: BatchResult,
                dirty: dict[str, tuple[int, AccountState]]) -> Iterator[None]:
         """The work of ``step``, pausing (yielding) every ``YIELD_EVERY`` events."""
+        result.released.extend(self.settled)
+        self.settled = []
         applied = 0
         detected_at = self.clock()
-        for partition, buffer in self.buffers.items():
-            if not len(buffer):
-                continue
-            # the sources that may still deliver hold it back; one caught up for the idle
-            # time does not (streams.app.holding_inputs)
-            watermark = self.clocks[partition].watermark(self.pending_topics(partition))
-            if watermark is None:
-                continue
+        assigned, holding = self.sources()
+        # the sources that may still deliver hold it back; one caught up for the idle time does
+        # not (streams.app.input_sources)
+        watermark = self.event_clock.watermark(holding)
+        if watermark is None:
+            return
+        # every partition read here is advanced to the watermark, with events or without: the
+        # day judgements are then a function of the events, not of where batches ended
+        partitions = {p for _, p in assigned} | set(self.members) | \
+            {p for p, b in self.buffers.items() if len(b)}
+        for partition in sorted(partitions):
             self._load_partition(partition, dirty)
             members = self.members.setdefault(partition, set())
             erased = self.erased
             swept = self.swept_day.get(partition)
-            for held in buffer.release(watermark):
+            buffer = self.buffers.get(partition)
+            for held in buffer.release(watermark) if buffer is not None else ():
                 e = held.event
                 if erased and erased.covers(e.account_id, getattr(e, "stakeholder_id", None)):
                     result.released.append(held.token)  # held before its subject was erased
@@ -212,14 +259,20 @@ class SignalStage:
                 self.cache[e.account_id] = state
                 members.add(e.account_id)
                 dirty[e.account_id] = (partition, state)
+                source = f"{held.source[0]}:{held.source[1]}"
+                through = state.applied_through.get(source, -1)
+                if outcome.duplicate or (outcome.late and held.offset <= through):
+                    self.metrics.redelivered_events.inc()
+                elif outcome.late:
+                    self.metrics.late_events.inc()
+                    log.debug("late event %s of %s at %s (account high-water %s, watermark "
+                              "%s)", e.event_id, e.account_id, e.occurred_at,
+                              datetime.fromtimestamp(state.high_water, UTC),
+                              datetime.fromtimestamp(watermark, UTC))
+                if held.offset > through:
+                    state.applied_through[source] = held.offset
                 if outcome.signals or outcome.tier_change is not None:
                     self._collect(outcome, result)
-                if outcome.late:
-                    self.metrics.late_events.inc()
-                    log.debug("late event %s of %s at %s (account high-water %s, partition %d "
-                             "watermark %s)", e.event_id, e.account_id, e.occurred_at,
-                             datetime.fromtimestamp(state.high_water, UTC), partition,
-                             datetime.fromtimestamp(watermark, UTC))
                 result.released.append(held.token)
                 if held.produced_at is not None:
                     for signal in outcome.signals:
@@ -237,8 +290,16 @@ class SignalStage:
         today = day_of(watermark)
         last = self.swept_day.get(partition)
         if last is None:
-            self.swept_day[partition] = today
-            return
+            # the first day here: each account is judged from the day after the one it was
+            # last judged on (after a restart, the days since are judged as they would have
+            # been); a new partition starts today
+            days = [state.evaluated_day for account_id in self.members.get(partition, ())
+                      if (state := self._state(account_id)) is not None
+                      and state.evaluated_day is not None]
+            if not days:
+                self.swept_day[partition] = today
+                return
+            last = min(min(days), today)
         # each day boundary crossed is judged at the start of its day, so a jump of several
         # days fires each day's deadlines as a day-by-day replay would; the days on which
         # nothing can change for an account are passed at no cost (a jump of centuries costs
@@ -354,6 +415,10 @@ class SignalStage:
     def held(self) -> int:
         return sum(len(b) for b in self.buffers.values())
 
+    def owners(self) -> set[int]:
+        """The accounts' partitions this stage holds events or accounts for."""
+        return set(self.buffers) | set(self.members)
+
     async def forget(self, partitions: set[int]) -> None:
         """Partitions a rebalance took away: what they held is read again by their new owner,
         and their accounts' state lives on in the table's changelog. Not in the middle of a
@@ -365,9 +430,15 @@ class SignalStage:
         for p in partitions:
             self.revocations[p] = self.revocations.get(p, 0) + 1
             self.buffers.pop(p, None)
-            self.clocks.pop(p, None)
             self.swept_day.pop(p, None)
             self.loaded_partitions.discard(p)
             for account_id in self.members.pop(p, set()):
                 self.cache.pop(account_id, None)
-
+        # events that came on those partitions for accounts of partitions kept here are read
+        # again by the partitions' new owner. (Events held for a partition taken away that
+        # came on a partition kept here are dropped with its buffer: with several workers they
+        # must go to the account's owner through Kafka — the scale-out issue.)
+        for buffer in self.buffers.values():
+            buffer.discard(lambda held: held.source[1] in partitions)
+        self.event_clock.forget(partitions)
+        self.received = {k: t for k, t in self.received.items() if k[1][1] not in partitions}

@@ -94,7 +94,7 @@ def test_a_later_batch_whose_signals_are_stored_first_still_saves_its_states_sec
 
     async def run() -> list[list[Any]]:
         stage = SignalStage(SETTINGS, DEFAULT_RULES, Table(log), writer,  # type: ignore[arg-type]
-                            Metrics(), send, pending_topics=lambda p: set(),
+                            Metrics(), send, sources=lambda: ((), ()),
                             clock=lambda: datetime(2030, 1, 1, tzinfo=UTC))
         first = await stage.handle(departure("acct-a", 2, 0))
         second = await stage.handle(departure("acct-b", 3, 2))
@@ -131,7 +131,7 @@ def test_states_of_a_partition_taken_away_meanwhile_are_not_saved() -> None:
 
     async def run() -> list[Any]:
         stage = SignalStage(SETTINGS, DEFAULT_RULES, Table(log), writer,  # type: ignore[arg-type]
-                            Metrics(), send, pending_topics=lambda p: set(),
+                            Metrics(), send, sources=lambda: ((), ()),
                             clock=lambda: datetime(2030, 1, 1, tzinfo=UTC))
         applying = await stage.handle(departure("acct-a", 2, 0))
         await stage.forget({0})

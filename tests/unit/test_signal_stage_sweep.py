@@ -7,7 +7,6 @@ No Kafka or ClickHouse: ``step`` is the stage's pure part (release, apply, sweep
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 import processors.sweep
 from processors.engine import Outcome, advance_time
 from processors.ingest import AcceptedEvent, RawMessage
+from processors.partitioning import partition_of
 from processors.rules import DEFAULT_RULES
 from processors.simulation import SimConfig, Simulation
 from processors.state import DAY, AccountState, day_of
@@ -60,14 +60,15 @@ class DailyStage(SignalStage):
         yield from ()
 
 
-def stage(kind: type[SignalStage] = SignalStage) -> SignalStage:
+def stage(kind: type[SignalStage] = SignalStage, partitions: int = 3) -> SignalStage:
     no_io: Any = None  # step() writes nothing
-    return kind(SETTINGS, DEFAULT_RULES, Table(), no_io, Metrics(), no_io,
-                pending_topics=lambda p: set(), clock=lambda: DETECTED_AT)
+    settings = SETTINGS.model_copy(update={"topic_partitions": partitions})
+    return kind(settings, DEFAULT_RULES, Table(), no_io, Metrics(), no_io,
+                sources=lambda: ((), ()), clock=lambda: DETECTED_AT)
 
 
 def accepted(event: InputEvent, offset: int, partitions: int) -> tuple[AcceptedEvent, Any]:
-    partition = zlib.crc32(event.account_id.encode()) % partitions
+    partition = partition_of(event.account_id, partitions)
     topic = SETTINGS.topics.for_type(event.type) or ""
     return AcceptedEvent(event, RawMessage(topic, partition, offset, None, b"", None)), offset
 
@@ -122,7 +123,7 @@ def fifty_accounts_judged(monkeypatch: pytest.MonkeyPatch
                           ) -> tuple[list[InputEvent], SignalStage, list[str]]:
     """90 days of 50 accounts applied on one partition; then every judgement is counted."""
     events = simulated(SimConfig(accounts=50, days=90, seed=8))
-    s = stage()
+    s = stage(partitions=1)
     run(s, events, partitions=1, batch=len(events))
     judged: list[str] = []
 

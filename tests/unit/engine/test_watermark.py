@@ -1,55 +1,55 @@
-"""Event time per partition and the reorder buffer that makes every replay see one sequence."""
+"""Event time over the sources (topic partitions) and the reorder buffer that makes every replay see one sequence."""
 
 from __future__ import annotations
 
-from processors.watermark import PartitionClock, ReorderBuffer, SourceActivity
+from processors.watermark import EventClock, ReorderBuffer, SourceActivity
 
 
 def test_no_watermark_before_anything_was_seen() -> None:
-    assert PartitionClock().watermark(pending=[]) is None
-    assert PartitionClock().watermark(pending=["radar.accounts"]) is None
+    assert EventClock().watermark(pending=[]) is None
+    assert EventClock().watermark(pending=[("radar.accounts", 0)]) is None
 
 
 def test_no_watermark_while_a_pending_topic_has_delivered_nothing() -> None:
-    clock = PartitionClock()
-    clock.observe("radar.ad-impressions", 500.0)
+    clock = EventClock()
+    clock.observe(("radar.ad-impressions", 0), 500.0)
     # the role-change topic still has messages and may hold something older
-    assert clock.watermark(pending=["radar.ad-impressions", "radar.role-changes"]) is None
-    clock.observe("radar.role-changes", 300.0)
-    assert clock.watermark(pending=["radar.ad-impressions", "radar.role-changes"]) == 300.0
+    assert clock.watermark(pending=[("radar.ad-impressions", 0), ("radar.role-changes", 0)]) is None
+    clock.observe(("radar.role-changes", 0), 300.0)
+    assert clock.watermark(pending=[("radar.ad-impressions", 0), ("radar.role-changes", 0)]) == 300.0
 
 
 def test_watermark_is_the_slowest_pending_topic() -> None:
-    clock = PartitionClock()
-    clock.observe("a", 100.0)
-    clock.observe("b", 250.0)
-    clock.observe("c", 400.0)
-    assert clock.watermark(pending=["a", "b", "c"]) == 100.0
-    assert clock.watermark(pending=["b", "c"]) == 250.0
-    assert clock.watermark(pending=["c"]) == 400.0
+    clock = EventClock()
+    clock.observe(("a", 0), 100.0)
+    clock.observe(("b", 0), 250.0)
+    clock.observe(("c", 0), 400.0)
+    assert clock.watermark(pending=[("a", 0), ("b", 0), ("c", 0)]) == 100.0
+    assert clock.watermark(pending=[("b", 0), ("c", 0)]) == 250.0
+    assert clock.watermark(pending=[("c", 0)]) == 400.0
 
 
 def test_a_caught_up_topic_does_not_hold_the_watermark_back() -> None:
-    clock = PartitionClock()
-    clock.observe("slow", 100.0)
-    clock.observe("fast", 900.0)
-    assert clock.watermark(pending=["fast"]) == 900.0
+    clock = EventClock()
+    clock.observe(("slow", 0), 100.0)
+    clock.observe(("fast", 0), 900.0)
+    assert clock.watermark(pending=[("fast", 0)]) == 900.0
 
 
 def test_with_nothing_pending_the_watermark_is_the_latest_event_seen() -> None:
-    clock = PartitionClock()
-    clock.observe("a", 100.0)
-    clock.observe("b", 700.0)
-    clock.observe("c", 300.0)
+    clock = EventClock()
+    clock.observe(("a", 0), 100.0)
+    clock.observe(("b", 0), 700.0)
+    clock.observe(("c", 0), 300.0)
     assert clock.watermark(pending=[]) == 700.0
 
 
 def test_observing_an_older_event_does_not_move_a_topic_back() -> None:
-    clock = PartitionClock()
-    clock.observe("a", 500.0)
-    clock.observe("a", 200.0)
-    assert clock.high == {"a": 500.0}
-    assert clock.watermark(pending=["a"]) == 500.0
+    clock = EventClock()
+    clock.observe(("a", 0), 500.0)
+    clock.observe(("a", 0), 200.0)
+    assert clock.high == {("a", 0): 500.0}
+    assert clock.watermark(pending=[("a", 0)]) == 500.0
 
 
 def test_reorder_buffer_releases_only_what_the_watermark_passed_in_time_order() -> None:
@@ -106,38 +106,66 @@ def test_two_arrival_orders_release_the_same_sequence() -> None:
     assert second.release(5.0) + second.drain() == expected
 
 
+def test_each_partition_of_a_topic_is_a_source_of_its_own() -> None:
+    """A producer without keys spreads one account's events over every partition: each
+    partition is a log of its own, and event time waits for the slowest."""
+    clock = EventClock()
+    clock.observe(("replies", 0), 900.0)
+    clock.observe(("replies", 1), 200.0)
+    clock.observe(("ads", 1), 700.0)
+    assert clock.watermark(pending=[("replies", 0), ("replies", 1), ("ads", 1)]) == 200.0
+    assert clock.watermark(pending=[("replies", 0), ("ads", 1)]) == 700.0
+
+
+def test_forgetting_partitions_drops_their_sources_only() -> None:
+    clock = EventClock()
+    clock.observe(("replies", 0), 900.0)
+    clock.observe(("replies", 1), 200.0)
+    clock.observe(("ads", 1), 700.0)
+    clock.forget({1})
+    assert clock.high == {("replies", 0): 900.0}
+
+
+def test_discard_takes_out_the_selected_items_and_keeps_the_order_of_the_rest() -> None:
+    buffer: ReorderBuffer[tuple[str, int]] = ReorderBuffer()
+    for t, key, partition in ((5.0, "e", 0), (1.0, "a", 1), (3.0, "c", 0), (2.0, "b", 1)):
+        buffer.push(t, key, (key, partition))
+    assert sorted(buffer.discard(lambda item: item[1] == 1)) == [("a", 1), ("b", 1)]
+    assert buffer.drain() == [("c", 0), ("e", 0)]
+
+
 # -- SourceActivity: idle by wall-clock time (SPEC section 9) ---------------------------------
 
 
 def test_a_source_caught_up_for_a_moment_still_holds_event_time_back() -> None:
     activity = SourceActivity(idle_s=30)
-    activity.report("ads", caught_up=True, now=100.0)
-    activity.report("ads", caught_up=True, now=129.9)
+    activity.report(("ads", 0), caught_up=True, now=100.0)
+    activity.report(("ads", 0), caught_up=True, now=129.9)
 
-    assert activity.holding(["ads", "replies"]) == {"ads", "replies"}
+    assert activity.holding([("ads", 0), ("replies", 0)]) == {("ads", 0), ("replies", 0)}
 
 
 def test_a_source_caught_up_for_the_idle_time_stops_holding_and_says_so_once() -> None:
     activity = SourceActivity(idle_s=30)
-    assert activity.report("ads", caught_up=True, now=100.0) is False
-    assert activity.report("ads", caught_up=True, now=130.0) is True
-    assert activity.report("ads", caught_up=True, now=140.0) is False
+    assert activity.report(("ads", 0), caught_up=True, now=100.0) is False
+    assert activity.report(("ads", 0), caught_up=True, now=130.0) is True
+    assert activity.report(("ads", 0), caught_up=True, now=140.0) is False
 
-    assert activity.holding(["ads", "replies"]) == {"replies"}
+    assert activity.holding([("ads", 0), ("replies", 0)]) == {("replies", 0)}
 
 
 def test_a_source_that_delivers_again_holds_again_and_its_idle_time_starts_over() -> None:
     activity = SourceActivity(idle_s=30)
-    activity.report("ads", caught_up=True, now=0.0)
-    activity.report("ads", caught_up=True, now=31.0)
-    activity.report("ads", caught_up=False, now=32.0)  # new messages, or nothing known
+    activity.report(("ads", 0), caught_up=True, now=0.0)
+    activity.report(("ads", 0), caught_up=True, now=31.0)
+    activity.report(("ads", 0), caught_up=False, now=32.0)  # new messages, or nothing known
 
-    assert activity.holding(["ads"]) == {"ads"}
-    activity.report("ads", caught_up=True, now=33.0)
-    activity.report("ads", caught_up=True, now=62.9)
-    assert activity.holding(["ads"]) == {"ads"}
-    activity.report("ads", caught_up=True, now=63.0)
-    assert activity.holding(["ads"]) == set()
+    assert activity.holding([("ads", 0)]) == {("ads", 0)}
+    activity.report(("ads", 0), caught_up=True, now=33.0)
+    activity.report(("ads", 0), caught_up=True, now=62.9)
+    assert activity.holding([("ads", 0)]) == {("ads", 0)}
+    activity.report(("ads", 0), caught_up=True, now=63.0)
+    assert activity.holding([("ads", 0)]) == set()
 
 
 def test_an_unreachable_broker_is_never_idleness() -> None:
@@ -145,20 +173,20 @@ def test_an_unreachable_broker_is_never_idleness() -> None:
     sources hold event time where it was, and their idle time starts when fetches answer."""
     activity = SourceActivity(idle_s=30)
     for second in range(0, 120, 5):
-        activity.report("ads", caught_up=False, now=float(second))
-    assert activity.holding(["ads"]) == {"ads"}
-    activity.report("ads", caught_up=True, now=120.0)
-    activity.report("ads", caught_up=True, now=149.0)
-    assert activity.holding(["ads"]) == {"ads"}
+        activity.report(("ads", 0), caught_up=False, now=float(second))
+    assert activity.holding([("ads", 0)]) == {("ads", 0)}
+    activity.report(("ads", 0), caught_up=True, now=120.0)
+    activity.report(("ads", 0), caught_up=True, now=149.0)
+    assert activity.holding([("ads", 0)]) == {("ads", 0)}
 
 
 def test_a_source_that_never_delivered_waits_the_idle_time_then_lets_the_others_go() -> None:
-    clock, activity = PartitionClock(), SourceActivity(idle_s=30)
-    clock.observe("replies", 500.0)
-    activity.report("replies", caught_up=True, now=0.0)
-    activity.report("role-changes", caught_up=True, now=0.0)  # empty: nothing to deliver
+    clock, activity = EventClock(), SourceActivity(idle_s=30)
+    clock.observe(("replies", 0), 500.0)
+    activity.report(("replies", 0), caught_up=True, now=0.0)
+    activity.report(("role-changes", 0), caught_up=True, now=0.0)  # empty: nothing to deliver
 
-    assert clock.watermark(activity.holding(["replies", "role-changes"])) is None
-    activity.report("replies", caught_up=True, now=30.0)
-    activity.report("role-changes", caught_up=True, now=30.0)
-    assert clock.watermark(activity.holding(["replies", "role-changes"])) == 500.0
+    assert clock.watermark(activity.holding([("replies", 0), ("role-changes", 0)])) is None
+    activity.report(("replies", 0), caught_up=True, now=30.0)
+    activity.report(("role-changes", 0), caught_up=True, now=30.0)
+    assert clock.watermark(activity.holding([("replies", 0), ("role-changes", 0)])) == 500.0
