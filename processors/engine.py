@@ -4,6 +4,14 @@
 ``advance_time`` moves the account to a later event time (the partition's watermark) and fires
 the deadline signals that time has reached. Both recompute the tier and report a change.
 Everything is in event time; ``detected_at`` (wall clock) is handed in by the caller.
+
+Deadline signals (silence, continuity gap, succession, renewal) are judged when event time
+reaches their deadline, on the events up to it, and go out once event time is
+``deadline_grace_hours`` past it (``release_due``); ``occurred_at`` stays the deadline. A late
+event (older than the account's event time, within the allowed lateness) that proves one
+premature — a reply within a silence — cancels it while it waits, or withdraws it once out:
+the same signal, ``status`` "withdrawn", with the event in its evidence. The tier is judged
+again either way.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import ModuleType
+from typing import Any
 
 from processors.churn import (
     champion_left,
@@ -70,6 +79,8 @@ class Outcome:
     tier_change: TierChange | None = None
     late: bool = False  # beyond the allowed lateness: counted, changed nothing
     duplicate: bool = False  # already applied (a redelivery): changed nothing
+    withdrawn: list[Signal] = field(default_factory=list)  # out, and proved premature
+    cancelled: list[Signal] = field(default_factory=list)  # proved premature before going out
 
 
 def new_account(account_id: str, event_time: float) -> AccountState:
@@ -95,7 +106,7 @@ def apply_event(
         outcome.late = True
         return state, outcome
     if t > state.high_water and t >= state.deadline_due:
-        # deadlines that passed before this event fire first, at their own time
+        # deadlines that passed before this event are judged first, at their own time
         _run_deadlines(Context(state, rules, t, detected_at), outcome)
     state.recent_ids[event.event_id] = t
     before = _before(state, event)
@@ -104,8 +115,12 @@ def apply_event(
     if touch.engaged or touch.exposed:
         # a touch may begin a new silence or gap (the last one fired): due no sooner than this
         state.deadline_due = min(state.deadline_due, t + _touch_floor(rules))
+    if state.parked or state.watched:  # judged by the sweeps, maybe ahead of high_water
+        _recheck(state, event, touch, t, rules, detected_at, outcome)
     state.high_water = max(state.high_water, t)
     if not touch.engaged and not touch.public and not outcome.signals and \
+            not outcome.withdrawn and not outcome.cancelled and \
+            not (state.parked and _next_release(state) <= state.high_water) and \
             day_of(state.high_water) == state.checked_day and \
             state.high_water < state.deadline_due and \
             not isinstance(event, (RoleChange, AccountProfile)) and \
@@ -125,7 +140,10 @@ def apply_event(
     for rule in CONDITION_RULES:
         if new_day or rule.moved_by(ctx):
             _run(ctx, (rule,), outcome)
-    if new_day or outcome.signals or isinstance(event, (RoleChange, AccountProfile)) or \
+    if state.parked:
+        outcome.signals.extend(release_due(state, ctx.now, detected_at))
+    if new_day or outcome.signals or outcome.withdrawn or outcome.cancelled or \
+            isinstance(event, (RoleChange, AccountProfile)) or \
             ctx.newly_engaged(rules.tiers.expansion_window_days):
         _finish(ctx, outcome)
     return state, outcome
@@ -141,6 +159,8 @@ def advance_time(
     if at >= state.deadline_due:
         _run_deadlines(ctx, outcome)
     _run(ctx, CONDITION_RULES, outcome)
+    if state.parked:
+        outcome.signals.extend(release_due(state, at, detected_at))
     state.evaluated_day = day_of(at)
     _finish(ctx, outcome)
     return outcome
@@ -170,12 +190,69 @@ def _run(ctx: Context, rules: tuple[ModuleType, ...], outcome: Outcome) -> None:
     for rule in rules:
         # a deadline rule may have several episodes due (e.g. two departures): drain it
         while (signal := rule.check(ctx)) is not None:
-            outcome.signals.append(signal)
             if signal.category == "churn":
                 ctx.state.churn_history.append(
                     (signal.type, signal.severity, signal.occurred_at.timestamp()))
             if rule not in DEADLINE_RULES:
+                outcome.signals.append(signal)
                 break
+            _park(ctx.state, signal, ctx.rules)
+
+
+# -- grace and withdrawals ------------------------------------------------------------------
+
+DEADLINE_RULE_OF: dict[str, ModuleType] = {
+    rule.__name__.rsplit(".", 1)[1]: rule for rule in DEADLINE_RULES}
+
+
+def _park(state: AccountState, signal: Signal, rules: Rules) -> None:
+    at = signal.occurred_at.timestamp()
+    state.parked.append({"at": at, "release": at + rules.engagement.deadline_grace_hours * 3600,
+                         "signal": signal.model_dump(mode="json")})
+
+
+def release_due(state: AccountState, now: float, detected_at: datetime) -> list[Signal]:
+    """The parked deadline signals whose grace has passed at event time ``now``: they go out
+    (detected now) and are watched until nothing older than them can be accepted."""
+    if not state.parked or _next_release(state) > now:
+        return []
+    out: list[Signal] = []
+    kept: list[dict[str, Any]] = []
+    for record in state.parked:
+        if record["release"] > now:
+            kept.append(record)
+            continue
+        signal = Signal.model_validate(record["signal"]).model_copy(
+            update={"detected_at": detected_at})
+        out.append(signal)
+        state.watched.append({**record, "signal": signal.model_dump(mode="json")})
+    state.parked = kept
+    return out
+
+
+def _next_release(state: AccountState) -> float:
+    return min(float(r["release"]) for r in state.parked)
+
+
+def _recheck(state: AccountState, event: InputEvent, touch: Touch, t: float, rules: Rules,
+             detected_at: datetime, outcome: Outcome) -> None:
+    """An event older than deadline signals judged already (late for the account, or behind
+    the day sweeps): those it proves premature are cancelled (parked) or withdrawn (out)."""
+    for records, broken in ((state.parked, outcome.cancelled),
+                            (state.watched, outcome.withdrawn)):
+        for record in [r for r in records if t < r["at"]]:
+            signal = Signal.model_validate(record["signal"])
+            if not DEADLINE_RULE_OF[signal.type].broken_by(signal, state, event, touch, t, rules):
+                continue
+            records.remove(record)
+            at = signal.occurred_at.timestamp()
+            if (signal.type, signal.severity, at) in state.churn_history:
+                state.churn_history.remove((signal.type, signal.severity, at))
+            broken.append(signal.model_copy(update={
+                "status": "withdrawn", "withdrawn_at": detected_at,
+                "evidence": {**signal.evidence, "withdrawn_by": {
+                    "event_id": event.event_id, "type": event.type,
+                    "occurred_at": to_datetime(t).isoformat()}}}))
 
 
 def deadline_due(state: AccountState, rules: Rules) -> float:
@@ -224,6 +301,9 @@ def _tidy(state: AccountState, today: int, now: float, rules: Rules) -> None:
             trim_days(st.score_days, today, SCORE_DAYS_KEPT)
     horizon = now - CHURN_HISTORY_DAYS * DAY
     state.churn_history = [h for h in state.churn_history if h[2] >= horizon]
+    if state.watched:  # final once no event older than them can be accepted any more
+        accepted_from = state.high_water - rules.engagement.allowed_lateness_days * DAY
+        state.watched = [r for r in state.watched if r["at"] > accepted_from]
     oldest = state.high_water - (rules.engagement.allowed_lateness_days + 1) * DAY
     if any(t < oldest for t in state.recent_ids.values()):
         state.recent_ids = {i: t for i, t in state.recent_ids.items() if t >= oldest}

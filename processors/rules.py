@@ -43,6 +43,10 @@ class Weights(_Section):
 
 class Engagement(_Section):
     allowed_lateness_days: Annotated[int, Field(ge=0, le=365)] = 7
+    # deadline signals (silence, continuity gap, succession, renewal) wait this long in event
+    # time past their deadline before they go out: a source lagging within it cannot make
+    # one premature (SPEC section 9)
+    deadline_grace_hours: Annotated[int, Field(ge=0, le=24 * 30)] = 24
 
 
 class EngagementSilence(_Section):

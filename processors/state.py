@@ -88,6 +88,11 @@ class AccountState:
     # the latest offset applied per source ("topic:partition"): a message read again at or
     # below it is a redelivery (counted apart from late events), not news
     applied_through: dict[str, int] = field(default_factory=dict)
+    # deadline signals judged and waiting for the grace to pass before they go out, and those
+    # out that a late event may still prove premature (until nothing older than them can be
+    # accepted): {"at": occurred_at, "release": when it goes out, "signal": the signal as JSON}
+    parked: list[dict[str, Any]] = field(default_factory=list)
+    watched: list[dict[str, Any]] = field(default_factory=list)
     # not kept in the changelog (a cache, recomputed after a restart): the earliest event time
     # any deadline rule can fire at, so events and sweeps before it skip those rules
     deadline_due: float = field(default=0.0, compare=False)
@@ -110,6 +115,8 @@ class AccountState:
         d["churn_history"] = [tuple(h) for h in self.churn_history]
         d["recent_ids"] = dict(self.recent_ids)
         d["applied_through"] = dict(self.applied_through)
+        d["parked"] = list(self.parked)  # the records themselves are never changed
+        d["watched"] = list(self.watched)
         d["window_base"] = list(self.window_base)
         return d
 
@@ -176,7 +183,7 @@ def trim_days(score_days: dict[int, float], today: int, keep: int) -> None:
 _CONTAINERS = frozenset({"profile_champions", "stakeholders", "score_days",
                          "recent_engagement_events", "departures", "active", "entries", "fired",
                          "churn_history", "recent_ids", "window_base",
-                         "applied_through"})
+                         "applied_through", "parked", "watched"})
 TRANSIENT = frozenset({"deadline_due"})
 _ACCOUNT_SCALARS = tuple(f.name for f in fields(AccountState)
                          if f.name not in _CONTAINERS and f.name not in TRANSIENT)

@@ -95,6 +95,7 @@ def next_change_day(state: AccountState, day: int, rules: Rules) -> int | None:
             moments.append(st.last_public + e.reference_candidate.champion_public_days * DAY)
     since = state.last_engaged if state.last_engaged is not None else state.first_seen
     moments.append(since + t.at_risk_silence_days * DAY)
+    moments.extend(record["release"] for record in state.parked)  # a grace passing
     moments.extend(at_ + t.at_risk_signal_days * DAY
                    for _, severity, at_ in state.churn_history if severity in SERIOUS)
     # a moment judged already (with the margin) changes nothing after it

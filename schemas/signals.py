@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict
 Category = Literal["churn", "expansion"]
 Severity = Literal["critical", "high", "medium", "low"]
 Tier = Literal["at_risk", "stable", "expansion_ready"]
+# a signal that an event arriving later proves premature is emitted again, same id, withdrawn
+Status = Literal["open", "withdrawn"]
 
 CHURN_TYPES: tuple[str, ...] = (
     "champion_left", "key_contact_changed", "engagement_silence", "engagement_drop",
@@ -42,6 +44,8 @@ class Signal(BaseModel):
     detected_at: datetime
     rule_version: str
     evidence: dict[str, Any]
+    status: Status = "open"
+    withdrawn_at: datetime | None = None  # wall clock, as detected_at
 
     @property
     def is_alert(self) -> bool:

@@ -34,9 +34,10 @@ from streams.query import run_query  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 from streams.worker import read_worker_state  # noqa: E402
 
-# The one place that says which signals are open. There is no status column yet, so today every
-# stored signal counts; once withdrawals exist this becomes "... FINAL WHERE status = 'open'".
-OPEN_SIGNALS_SQL = "SELECT signal_id, type, account_id, toString(occurred_at) FROM signals FINAL"
+# The one place that says which signals are open: the latest status of each id (a withdrawal
+# replaces its signal, see sinks.schema).
+OPEN_SIGNALS_SQL = ("SELECT signal_id, type, account_id, toString(occurred_at) FROM signals FINAL "
+                    "WHERE status = 'open'")
 EVENTS_SQL = "SELECT count() FROM events FINAL"
 
 WORKER_START_TIMEOUT_S = 120.0

@@ -44,6 +44,7 @@ from sinks.schema import (
     TTL_COLUMNS,
     retention_statements,
     table_ttl,
+    upgrade_statements,
 )
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,17 @@ def open_client(dsn: str) -> Client:
 def init_schema(client: Client, events_ttl_days: int | None = None) -> list[str]:
     """Create or upgrade every table and set the retention of ``events`` and ``dead_letters``
     (``events_ttl_days``, None: no TTL); safe to run any number of times. Returns table names."""
+    views = [s for s in STATEMENTS if "CREATE OR REPLACE VIEW" in s]
     for statement in STATEMENTS:
+        if statement not in views:
+            client.command(statement)
+    # columns added since a table was made, before the views that read them
+    present = {(r[0], r[1]) for r in client.query(
+        "SELECT table, name FROM system.columns WHERE database = currentDatabase()").result_rows}
+    for statement in upgrade_statements(present):
+        log.info("upgrading the schema: %s", statement)
+        client.command(statement)
+    for statement in views:
         client.command(statement)
     apply_retention(client, events_ttl_days)
     client.command(f"INSERT INTO radar_schema (version) VALUES ({SCHEMA_VERSION})")
@@ -303,10 +314,12 @@ class ClickHouseWriter:
 
     async def write_signals(self, signals: Sequence[Signal]) -> WriteResult:
         now = self._clock()
-        unique = {s.signal_id: s for s in signals}
+        # a signal and its withdrawal are two rows: the check for rows stored already is by id
+        # and status (the table keeps the latest status, see sinks.schema)
+        unique = {f"{s.signal_id}:{s.status}": s for s in signals}
         rows = [signal_row(s, now) for s in unique.values()]
-        return await self._write("signals", "signal_id", list(unique), rows,
-                                 column_insert("signals", SIGNAL_COLUMNS))
+        return await self._write("signals", "concat(signal_id, ':', status)", list(unique),
+                                 rows, column_insert("signals", SIGNAL_COLUMNS))
 
     async def write_account_states(self, views: Sequence[AccountView],
                                    version: int | None = None) -> WriteResult:

@@ -141,7 +141,8 @@ def dead_letter_row(dl: DeadLetter, failed_at: datetime, stored_at: datetime) ->
 
 SIGNAL_COLUMNS: tuple[str, ...] = (
     "signal_id", "account_id", "stakeholder_id", "type", "category", "severity", "occurred_at",
-    "detected_at", "rule_version", "evidence", "stored_at",
+    "detected_at", "rule_version", "evidence", "stored_at", "status", "withdrawn_at",
+    "status_rank",
 )
 
 ACCOUNT_STATE_COLUMNS: tuple[str, ...] = (
@@ -158,7 +159,12 @@ def signal_row(signal: Signal, stored_at: datetime) -> list[Any]:
         signal.signal_id, signal.account_id, signal.stakeholder_id, signal.type,
         signal.category, signal.severity, signal.occurred_at, signal.detected_at,
         signal.rule_version, json.dumps(signal.evidence, default=str, sort_keys=True), stored_at,
+        signal.status, signal.withdrawn_at, STATUS_RANK[signal.status],
     ]
+
+
+# the signals table keeps, per id, the row of the highest rank: the latest status
+STATUS_RANK: dict[str, int] = {"open": 0, "withdrawn": 1}
 
 
 def _ts(value: float | None) -> datetime | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _DEDUP = "non_replicated_deduplication_window = 1000"
 
@@ -97,15 +97,21 @@ STATEMENTS: tuple[str, ...] = (
         detected_at    DateTime64(3, 'UTC'),
         rule_version   LowCardinality(String),
         evidence       String,
-        stored_at      DateTime64(3, 'UTC')
+        stored_at      DateTime64(3, 'UTC'),
+        status         LowCardinality(String) DEFAULT 'open',
+        withdrawn_at   Nullable(DateTime64(3, 'UTC')),
+        status_rank    UInt8 DEFAULT 0
     )
-    ENGINE = ReplacingMergeTree
+    -- the latest status wins: a withdrawal (rank 1) replaces the open row (rank 0) whatever
+    -- the order the two were written in
+    ENGINE = ReplacingMergeTree(status_rank)
     PARTITION BY toYYYYMM(occurred_at)
     -- signal_id is deterministic (rules version, account, type, episode): re-processing
     -- produces the same id, and the replacing key collapses it
     ORDER BY (account_id, signal_id)
     SETTINGS {_DEDUP}
     """,
+
     """
     CREATE TABLE IF NOT EXISTS account_state
     (
@@ -151,7 +157,7 @@ STATEMENTS: tuple[str, ...] = (
     (
         SELECT account_id, groupUniqArray(type) AS churn_signals, max(occurred_at) AS last_signal_at
         FROM signals FINAL
-        WHERE category = 'churn' AND severity IN ('high', 'critical')
+        WHERE category = 'churn' AND severity IN ('high', 'critical') AND status = 'open'
         GROUP BY account_id
     ) AS s USING (account_id)
     WHERE a.tier = 'at_risk'
@@ -166,7 +172,7 @@ STATEMENTS: tuple[str, ...] = (
         SELECT account_id, groupUniqArray(type) AS expansion_signals,
                max(occurred_at) AS last_signal_at
         FROM signals FINAL
-        WHERE category = 'expansion'
+        WHERE category = 'expansion' AND status = 'open'
         GROUP BY account_id
     ) AS s USING (account_id)
     WHERE a.tier = 'expansion_ready'
@@ -222,6 +228,24 @@ STATEMENTS: tuple[str, ...] = (
     ORDER BY version
     """,
 )
+
+
+# Columns added since a table was first made, and the ALTER that adds each one where it is
+# missing: a signals table of schema 2 (before withdrawals) gets status and withdrawn_at; its
+# engine keeps the last row written for an id (a withdrawal is written after its signal). Run
+# only when a column is missing, so the writer needs ALTER ADD COLUMN only for that upgrade.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("signals", "status", "LowCardinality(String) DEFAULT 'open'"),
+    ("signals", "withdrawn_at", "Nullable(DateTime64(3, 'UTC'))"),
+    ("signals", "status_rank", "UInt8 DEFAULT 0"),
+)
+
+
+def upgrade_statements(present: set[tuple[str, str]]) -> list[str]:
+    """The ALTERs that add the columns of ``ADDED_COLUMNS`` missing from ``present``
+    ((table, column) pairs as ``system.columns`` lists them)."""
+    return [f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}"
+            for table, column, kind in ADDED_COLUMNS if (table, column) not in present]
 
 
 # Retention (RADAR_EVENTS_TTL_DAYS): the tables that get a TTL, and the column it counts from.

@@ -308,7 +308,7 @@ def _summary(settings: Settings, since: datetime) -> None:
           "3, 'UTC') GROUP BY error_class ORDER BY messages DESC")
     _show(settings, "signals by type",
           "SELECT category, type, severity, count() AS signals, "
-          "uniqExact(account_id) AS accounts FROM signals FINAL "
+          "uniqExact(account_id) AS accounts FROM signals FINAL WHERE status = 'open' "
           "GROUP BY category, type, severity ORDER BY category, signals DESC")
     _show(settings, "accounts by tier",
           "SELECT tier, count() AS accounts FROM account_state FINAL GROUP BY tier "

@@ -69,7 +69,9 @@ def read_labels(path: Path) -> list[Label]:
 def signals_query(rule_version: str | None = None) -> str:
     # occurred_at as epoch milliseconds: the same integer whether the query runs here or
     # through the worker's JSON endpoint
-    where = "" if rule_version is None else f"WHERE rule_version = {sql_strings([rule_version])}"
+    # withdrawn signals were premature: only the open ones are measured
+    where = "WHERE status = 'open'" if rule_version is None else \
+        f"WHERE status = 'open' AND rule_version = {sql_strings([rule_version])}"
     return SIGNALS_SQL.format(where=where).strip()
 
 

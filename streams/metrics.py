@@ -64,6 +64,17 @@ class Metrics:
             "radar_signals", "Signals emitted to the signals topic.", ["type", "severity"],
             registry=r,
         )
+        self.signals_withdrawn = Counter(
+            "radar_signals_withdrawn",
+            "Signals sent before and then proved premature by an event that arrived later "
+            "(within the allowed lateness): sent again, same id, status withdrawn.", ["type"],
+            registry=r,
+        )
+        self.signals_cancelled = Counter(
+            "radar_signals_cancelled",
+            "Deadline signals proved premature by a late event while they waited for "
+            "deadline_grace_hours: never sent.", ["type"], registry=r,
+        )
         self.alerts_sent = Counter(
             "radar_alerts", "Signals also sent to the alerts topic.", registry=r,
         )

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from processors.engagement import figures
-from processors.engine import Outcome, apply_event
+from processors.engine import Outcome, apply_event, release_due
 from processors.erasure import Erased, forget_stakeholders
 from processors.ingest import AcceptedEvent
 from processors.partitioning import Owners
@@ -80,6 +80,8 @@ class Held:
 @dataclass
 class BatchResult:
     signals: list[Signal] = field(default_factory=list)
+    withdrawn: list[Signal] = field(default_factory=list)  # out before, proved premature
+    cancelled: list[Signal] = field(default_factory=list)  # proved premature within the grace
     tier_changes: list[TierChange] = field(default_factory=list)
     released: list[Any] = field(default_factory=list)  # tokens to acknowledge
     produced_at: dict[str, float] = field(default_factory=dict)  # signal_id -> trigger's produce time
@@ -120,6 +122,9 @@ class SignalStage:
         self.swept_day: dict[int, int] = {}
         self.cache: dict[str, AccountState] = {}
         self.members: dict[int, set[str]] = {}  # partition -> accounts
+        # partition -> accounts with deadline signals waiting for their grace (released as the
+        # watermark passes it)
+        self.parked: dict[int, set[str]] = {}
         self.loaded_partitions: set[int] = set()
         self.lock = asyncio.Lock()  # the agent and the idle timer both run batches
         # the latest batch's state saving: each batch saves its states after the one before
@@ -137,9 +142,12 @@ class SignalStage:
             return
         self.loaded_partitions.add(partition)
         members = self.members.setdefault(partition, set())
+        parked = self.parked.setdefault(partition, set())
         for account_id, value in list(self.table.items()):
             if value.get("p") == partition:
                 members.add(account_id)
+                if value["s"].get("parked"):
+                    parked.add(account_id)
         self._erase_in(partition, dirty)
 
     def _erase_in(self, partition: int, dirty: dict[str, tuple[int, AccountState]]) -> None:
@@ -271,8 +279,9 @@ class SignalStage:
                               datetime.fromtimestamp(watermark, UTC))
                 if held.offset > through:
                     state.applied_through[source] = held.offset
-                if outcome.signals or outcome.tier_change is not None:
-                    self._collect(outcome, result)
+                if state.parked:
+                    self.parked.setdefault(partition, set()).add(e.account_id)
+                self._collect(outcome, result)
                 result.released.append(held.token)
                 if held.produced_at is not None:
                     for signal in outcome.signals:
@@ -281,6 +290,25 @@ class SignalStage:
                 if applied % YIELD_EVERY == 0:
                     yield
             yield from self._sweep(partition, watermark, detected_at, result, dirty)
+            self._release(partition, watermark, detected_at, result, dirty)
+
+    def _release(self, partition: int, watermark: float, detected_at: datetime,
+                 result: BatchResult, dirty: dict[str, tuple[int, AccountState]]) -> None:
+        """Deadline signals whose grace the watermark has passed go out."""
+        parked = self.parked.get(partition)
+        if not parked:
+            return
+        for account_id in sorted(parked):
+            state = self._state(account_id)
+            if state is None:
+                parked.discard(account_id)
+                continue
+            signals = release_due(state, watermark, detected_at)
+            if signals:
+                result.signals.extend(signals)
+                dirty[account_id] = (partition, state)
+            if not state.parked:
+                parked.discard(account_id)
 
     def _sweep(self, partition: int, watermark: float, detected_at: datetime,
                result: BatchResult, dirty: dict[str, tuple[int, AccountState]]
@@ -309,8 +337,11 @@ class SignalStage:
                       if (state := self._state(account_id)) is not None}
             judged = sweep(states, last + 1, today, self.rules, detected_at)
             for n, (account_id, outcome) in enumerate(judged, start=1):
-                if outcome.signals or outcome.tier_change:
-                    dirty[account_id] = (partition, states[account_id])
+                state = states[account_id]
+                if outcome.signals or outcome.tier_change or state.parked:
+                    dirty[account_id] = (partition, state)
+                if state.parked:
+                    self.parked.setdefault(partition, set()).add(account_id)
                 self._collect(outcome, result)
                 if n % YIELD_EVERY == 0:
                     yield
@@ -319,6 +350,8 @@ class SignalStage:
     @staticmethod
     def _collect(outcome: Outcome, result: BatchResult) -> None:
         result.signals.extend(outcome.signals)
+        result.withdrawn.extend(outcome.withdrawn)
+        result.cancelled.extend(outcome.cancelled)
         if outcome.tier_change is not None:
             result.tier_changes.append(outcome.tier_change)
 
@@ -361,7 +394,8 @@ class SignalStage:
                     states: list[tuple[str, int, int, dict[str, Any] | None]]) -> None:
         """Signals out, then the states: a state that is saved means its signals are out, so a
         crash in between only repeats signals (same ids), never loses them."""
-        await asyncio.gather(self._emit(result), self._store_signals(result.signals))
+        await asyncio.gather(self._emit(result),
+                             self._store_signals(result.signals + result.withdrawn))
         if previous is not None:
             await previous  # an account's later state is never overwritten by an earlier one
         for account_id, partition, revoked, value in states:
@@ -400,6 +434,15 @@ class SignalStage:
                 sends.append(self._alert(topics.alerts, key, body,
                                          result.produced_at.get(signal.signal_id)))
             self.metrics.signals_emitted.labels(signal.type, signal.severity).inc()
+        for signal in result.withdrawn:  # the same id again, withdrawn: where it went before
+            body = signal.model_dump_json().encode()
+            key = signal.account_id.encode()
+            sends.append(self.send(topics.signals, key, body))
+            if signal.is_alert:
+                sends.append(self.send(topics.alerts, key, body))
+            self.metrics.signals_withdrawn.labels(signal.type).inc()
+        for signal in result.cancelled:
+            self.metrics.signals_cancelled.labels(signal.type).inc()
         for change in result.tier_changes:
             sends.append(self.send(topics.account_tiers, change.account_id.encode(),
                                    change.model_dump_json().encode()))

@@ -7,8 +7,10 @@ import math
 
 from processors.conditions import already_fired, fired, mark_fired, time_episode
 from processors.context import Context
+from processors.engagement import Touch
 from processors.rules import Rules
 from processors.state import DAY, AccountState
+from schemas.events import InputEvent
 from schemas.signals import Signal
 
 
@@ -37,6 +39,14 @@ def check(ctx: Context) -> Signal | None:
     mark_fired(ctx, "continuity_gap", episode)
     return ctx.signal("continuity_gap", "medium", episode, {
         "event_ids": [s.last_exposed_event] if s.last_exposed_event else [],
-        "last_exposed_at": s.last_exposed, "gap_days": round((ctx.now - since) / DAY, 1),
+        "last_exposed_at": s.last_exposed, "exposed_since": since,
+        "gap_days": round((ctx.now - since) / DAY, 1),
         "threshold_days": r.days, "tier": s.tier_level, "figures": ctx.figures},
         occurred_at=since + r.days * DAY)
+
+
+def broken_by(signal: Signal, state: AccountState, event: InputEvent, touch: Touch, t: float,
+              rules: Rules) -> bool:
+    """A late exposure within the gap proves it premature."""
+    return touch.exposed and signal.evidence["exposed_since"] < t < \
+        signal.occurred_at.timestamp()

@@ -6,8 +6,10 @@ import math
 
 from processors.conditions import already_fired, fired, mark_fired, time_episode
 from processors.context import Context
+from processors.engagement import Touch
 from processors.rules import Rules
 from processors.state import DAY, AccountState
+from schemas.events import InputEvent
 from schemas.signals import Signal
 
 
@@ -34,3 +36,10 @@ def check(ctx: Context) -> Signal | None:
                 "silent_since": since, "threshold_days": limit,
                 "never_engaged": s.last_engaged is None, "figures": ctx.figures}
     return ctx.signal("engagement_silence", "high", episode, evidence, occurred_at=deadline)
+
+
+def broken_by(signal: Signal, state: AccountState, event: InputEvent, touch: Touch, t: float,
+              rules: Rules) -> bool:
+    """A late engagement within the silence proves it premature."""
+    return touch.engaged and signal.evidence["silent_since"] < t < \
+        signal.occurred_at.timestamp()

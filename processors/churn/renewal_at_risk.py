@@ -9,8 +9,10 @@ import math
 
 from processors.conditions import already_fired, fired, mark_fired
 from processors.context import Context
+from processors.engagement import Touch
 from processors.rules import Rules
 from processors.state import DAY, AccountState, day_of
+from schemas.events import InputEvent
 from schemas.signals import Signal
 
 
@@ -72,6 +74,30 @@ def check(ctx: Context) -> Signal | None:
         "event_ids": event_ids, "reasons": reasons,
         "renewal_in_days": s.renewal_day - int(occurred // DAY),
         "silent_days": round(silent_days, 1), "engaged_stakeholders": engaged,
+        "silent_since": s.last_engaged or s.first_seen,
+        "departed": [d.stakeholder_id for d in departed],
         "threshold_within_days": r.within_days, "threshold_silence_days": r.silence_days,
         "threshold_min_engaged": r.min_engaged, "figures": ctx.figures},
         occurred_at=occurred)
+
+
+def broken_by(signal: Signal, state: AccountState, event: InputEvent, touch: Touch, t: float,
+              rules: Rules) -> bool:
+    """A late engagement before the signal disproves each reason it touches: the silence (it
+    fell within it) and too few engaged (one more engaged in the window reaches the minimum).
+    The signal is premature when no reason is left; a departed champion always remains. (Each
+    late event is judged against the reasons the signal gave: two late events that each
+    disprove one of two reasons leave it open.)"""
+    occurred = signal.occurred_at.timestamp()
+    if not touch.engaged or t >= occurred or signal.evidence.get("departed"):
+        return False
+    r = rules.churn.renewal_at_risk
+    sid = getattr(event, "stakeholder_id", None)
+    engaged = list(signal.evidence["engaged_stakeholders"])
+    if sid is not None and sid not in engaged and t > occurred - r.engaged_window_days * DAY:
+        engaged.append(sid)
+    silent = signal.evidence["silent_days"] >= r.silence_days and not (
+        t > signal.evidence["silent_since"] and occurred - t < r.silence_days * DAY)
+    thin = len(signal.evidence["engaged_stakeholders"]) < r.min_engaged and \
+        len(engaged) < r.min_engaged
+    return not silent and not thin

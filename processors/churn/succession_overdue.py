@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 from processors.context import Context
+from processors.engagement import Touch
 from processors.rules import Rules
 from processors.state import DAY, AccountState
+from schemas.events import InputEvent
 from schemas.signals import Signal
 
 
@@ -38,3 +40,16 @@ def check(ctx: Context) -> Signal | None:
             "threshold_days": r.days, "figures": ctx.figures},
             stakeholder_id=departure.stakeholder_id, occurred_at=deadline)
     return None
+
+
+def broken_by(signal: Signal, state: AccountState, event: InputEvent, touch: Touch, t: float,
+              rules: Rules) -> bool:
+    """A late event (a joiner, or a touch of one) that shows someone who joined after the
+    champion left was reached by the deadline proves it premature (judged on the state with
+    the event applied)."""
+    if t >= signal.occurred_at.timestamp():
+        return False
+    left_at, deadline = signal.evidence["left_at"], signal.occurred_at.timestamp()
+    return any(st.joined_at is not None and st.joined_at > left_at and
+               st.first_reached is not None and st.first_reached <= deadline
+               for st in state.stakeholders.values())

@@ -389,9 +389,10 @@ def test_the_cli_reports_a_bad_labels_line_and_exits_2(
 
 # -- end to end against embedded ClickHouse -------------------------------------------------------
 
-def test_signals_query_filters_one_rule_version_safely() -> None:
-    assert "WHERE" not in signals_query()
-    assert "WHERE rule_version = 'it\\'s'" in signals_query("it's")
+def test_signals_query_counts_open_signals_and_filters_one_rule_version_safely() -> None:
+    assert "WHERE status = 'open'\n" in signals_query()
+    assert "rule_version" not in signals_query().split("FROM")[1]
+    assert "WHERE status = 'open' AND rule_version = 'it\\'s'" in signals_query("it's")
 
 
 def _stored(record: SignalRecord, detected_at: datetime) -> Signal:

@@ -97,7 +97,8 @@ def test_a_later_batch_whose_signals_are_stored_first_still_saves_its_states_sec
                             Metrics(), send, sources=lambda: ((), ()),
                             clock=lambda: datetime(2030, 1, 1, tzinfo=UTC))
         first = await stage.handle(departure("acct-a", 2, 0))
-        second = await stage.handle(departure("acct-b", 3, 2))
+        # the same day: every partition is judged at each new day, acct-a's too
+        second = await stage.handle(departure("acct-b", 2, 2))
         await asyncio.sleep(0.05)
         # the first batch's signals are held up; the second's are stored, but its states wait
         assert ("signal", "acct-b") in log

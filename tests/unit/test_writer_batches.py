@@ -183,3 +183,61 @@ def test_the_check_reads_only_the_months_of_the_batch(tmp_path: Path) -> None:
     finally:
         client.close()
     assert bounded == [("m5-7",)]  # June's 8th event
+
+
+def test_a_withdrawal_replaces_its_signal_whatever_order_they_are_written_in(
+        tmp_path: Path) -> None:
+    """The signals table keeps each id's latest status: a withdrawal written before its signal
+    (two batches' writes in flight) still wins, and a redelivered pair is stored once."""
+    batch = signals(4)
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    withdrawn = [s.model_copy(update={"status": "withdrawn", "withdrawn_at": at})
+                 for s in batch[:2]]
+    with open_writer(tmp_path) as writer:
+        asyncio.run(writer.write_signals(withdrawn[:1]))  # before its open row
+        asyncio.run(writer.write_signals(batch))
+        asyncio.run(writer.write_signals(withdrawn[1:]))
+        again = asyncio.run(writer.write_signals(batch + withdrawn))
+        _, latest = asyncio.run(writer.query_read_only(
+            "SELECT signal_id, status, withdrawn_at IS NOT NULL FROM signals FINAL "
+            "ORDER BY signal_id"))
+        _, rows = asyncio.run(writer.query_read_only("SELECT count() FROM signals"))
+    assert again.written == 0
+    assert rows == [(6,)]
+    assert latest == [(batch[0].signal_id, "withdrawn", True),
+                      (batch[1].signal_id, "withdrawn", True),
+                      (batch[2].signal_id, "open", False), (batch[3].signal_id, "open", False)]
+
+
+SIGNALS_OF_SCHEMA_2 = """
+    CREATE TABLE signals
+    (
+        signal_id String, account_id String, stakeholder_id Nullable(String),
+        type LowCardinality(String), category LowCardinality(String),
+        severity LowCardinality(String), occurred_at DateTime64(3, 'UTC'),
+        detected_at DateTime64(3, 'UTC'), rule_version LowCardinality(String),
+        evidence String, stored_at DateTime64(3, 'UTC')
+    )
+    ENGINE = ReplacingMergeTree PARTITION BY toYYYYMM(occurred_at)
+    ORDER BY (account_id, signal_id)
+"""
+
+
+def test_a_signals_table_made_before_withdrawals_gets_its_columns(tmp_path: Path) -> None:
+    client = open_client(f"chdb://{tmp_path / 'db'}")
+    try:
+        client.command(SIGNALS_OF_SCHEMA_2)
+        client.command("INSERT INTO signals (signal_id, account_id, type, category, "
+                       "severity, occurred_at, detected_at, rule_version, evidence, stored_at) "
+                       "VALUES ('old', 'acct-1', 'engagement_silence', 'churn', 'high', now(), "
+                       "now(), 'v1', '{}', now())")
+    finally:
+        client.close()
+    with open_writer(tmp_path) as writer:
+        _, columns = asyncio.run(writer.query_read_only(
+            "SELECT name FROM system.columns WHERE database = currentDatabase() "
+            "AND table = 'signals' AND name IN ('status', 'withdrawn_at', 'status_rank')"))
+        _, old = asyncio.run(writer.query_read_only(
+            "SELECT status, status_rank FROM signals WHERE signal_id = 'old'"))
+    assert sorted(c for (c,) in columns) == ["status", "status_rank", "withdrawn_at"]
+    assert old == [("open", 0)]

@@ -85,8 +85,10 @@ def test_the_parsed_rules_drive_the_engine_and_stamp_their_version() -> None:
     w.profile(0)
     w.content(1, "a", "share")
     w.advance_to(46)
+    assert w.of("engagement_silence") == []  # judged, waiting for the grace (24 h)
+    w.advance_to(47)
     silence = w.one("engagement_silence")
-    assert silence.occurred_at == at(46)
+    assert silence.occurred_at == at(46)  # the deadline itself
     assert silence.rule_version == "2026-02-acme"
     assert silence.evidence["threshold_days"] == 45
     assert w.state is not None and sum(w.state.score_days.values()) == 10

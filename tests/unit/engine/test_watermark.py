@@ -1,4 +1,5 @@
-"""Event time over the sources (topic partitions) and the reorder buffer that makes every replay see one sequence."""
+"""Event time over the sources (topic partitions), and the reorder buffer that gives every replay
+one sequence."""
 
 from __future__ import annotations
 

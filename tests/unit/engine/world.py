@@ -23,6 +23,10 @@ from schemas.signals import Signal, TierChange
 START = datetime(2026, 1, 1, tzinfo=UTC)
 DETECTED_AT = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)  # wall clock: never used for logic
 DAY_S = 86_400.0
+# the judgements themselves, at their deadlines: the grace before a deadline signal goes out
+# is tested on its own (test_grace_and_withdrawal.py)
+NO_GRACE = DEFAULT_RULES.model_copy(update={
+    "engagement": DEFAULT_RULES.engagement.model_copy(update={"deadline_grace_hours": 0})})
 
 
 def at(day: float) -> datetime:
@@ -45,10 +49,12 @@ def iso(day: float) -> str:
 @dataclass
 class World:
     account_id: str = "acct-1"
-    rules: Rules = DEFAULT_RULES
+    rules: Rules = NO_GRACE
     state: AccountState | None = None
     signals: list[Signal] = field(default_factory=list)
     tier_changes: list[TierChange] = field(default_factory=list)
+    withdrawn: list[Signal] = field(default_factory=list)  # out, then proved premature
+    cancelled: list[Signal] = field(default_factory=list)  # proved premature within the grace
     late: list[str] = field(default_factory=list)  # event ids refused as too late
     clock_day: int | None = None  # last whole day advance_time was called for
     sweep: bool = True  # sweep the midnights an event moves past before applying it
@@ -61,6 +67,8 @@ class World:
 
     def _record(self, outcome: Outcome) -> Outcome:
         self.signals.extend(outcome.signals)
+        self.withdrawn.extend(outcome.withdrawn)
+        self.cancelled.extend(outcome.cancelled)
         if outcome.tier_change is not None:
             self.tier_changes.append(outcome.tier_change)
         return outcome
