@@ -87,6 +87,14 @@ def new_account(account_id: str, event_time: float) -> AccountState:
     return AccountState(account_id=account_id, first_seen=event_time, high_water=event_time)
 
 
+def event_time(state: AccountState) -> float:
+    """The account's event time as received: its latest event, or the latest midnight the day
+    sweeps judged it at, whichever is later. Lateness is counted back from it."""
+    if state.evaluated_day is None:
+        return state.high_water
+    return max(state.high_water, state.evaluated_day * DAY)
+
+
 def apply_event(
     state: AccountState | None, event: InputEvent, rules: Rules, detected_at: datetime,
     t: float | None = None,
@@ -101,7 +109,7 @@ def apply_event(
     if event.event_id in state.recent_ids:
         outcome.duplicate = True
         return state, outcome
-    if t < state.high_water - lateness:
+    if t < event_time(state) - lateness:
         state.late_ignored += 1
         outcome.late = True
         return state, outcome
@@ -302,7 +310,7 @@ def _tidy(state: AccountState, today: int, now: float, rules: Rules) -> None:
     horizon = now - CHURN_HISTORY_DAYS * DAY
     state.churn_history = [h for h in state.churn_history if h[2] >= horizon]
     if state.watched:  # final once no event older than them can be accepted any more
-        accepted_from = state.high_water - rules.engagement.allowed_lateness_days * DAY
+        accepted_from = event_time(state) - rules.engagement.allowed_lateness_days * DAY
         state.watched = [r for r in state.watched if r["at"] > accepted_from]
     oldest = state.high_water - (rules.engagement.allowed_lateness_days + 1) * DAY
     if any(t < oldest for t in state.recent_ids.values()):

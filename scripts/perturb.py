@@ -133,6 +133,9 @@ class Options:
     outage_mode: str = "stop"  # stop: kafka_local.down/up; pause: SIGSTOP/SIGCONT
     kills: int = 2
     live_repeats: int = 3
+    # the workers' RADAR_IDLE_SOURCE_SECONDS (None: its default, 30): a shorter one makes each
+    # run shorter (a source that never delivers is waited for that long after start)
+    idle_seconds: float | None = None
     timeout: float = 600.0  # per run, for the worker to commit everything
     keep: bool = False  # keep the temporary folder (worker logs, databases)
 
@@ -327,6 +330,9 @@ class Harness:
     @contextlib.contextmanager
     def _stack(self, label: str, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
         assert self.broker is not None and self.root is not None, "the harness is not started"
+        if self.options.idle_seconds is not None:
+            extra_env = {"RADAR_IDLE_SOURCE_SECONDS": f"{self.options.idle_seconds:g}",
+                         **(extra_env or {})}
         stack = Stack(self.broker, self.root, label, extra_env)
         self._stacks.append(stack)
         try:
@@ -534,6 +540,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[list[str], Options, a
     p.add_argument("--outage-mode", choices=("stop", "pause"), default=d.outage_mode)
     p.add_argument("--kills", type=int, default=d.kills)
     p.add_argument("--live-repeats", type=int, default=d.live_repeats)
+    p.add_argument("--idle-seconds", type=float, default=d.idle_seconds,
+                   help="the workers' RADAR_IDLE_SOURCE_SECONDS (default: the worker's, 30)")
     p.add_argument("--timeout", type=float, default=d.timeout,
                    help="seconds a run may take to commit everything")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': stdout)")
@@ -549,7 +557,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[list[str], Options, a
                       skew_type=args.skew_type,
                       topic_gap=args.topic_gap, outage_seconds=args.outage_seconds,
                       outage_mode=args.outage_mode, kills=args.kills,
-                      live_repeats=args.live_repeats, timeout=args.timeout, keep=args.keep)
+                      live_repeats=args.live_repeats, idle_seconds=args.idle_seconds,
+                      timeout=args.timeout, keep=args.keep)
     return names, options, args
 
 

@@ -474,6 +474,7 @@ class SignalStage:
             self.revocations[p] = self.revocations.get(p, 0) + 1
             self.buffers.pop(p, None)
             self.swept_day.pop(p, None)
+            self.parked.pop(p, None)
             self.loaded_partitions.discard(p)
             for account_id in self.members.pop(p, set()):
                 self.cache.pop(account_id, None)

@@ -102,11 +102,25 @@ def test_a_withdrawable_signal_is_final_once_nothing_older_can_be_accepted() -> 
     w = silent_world()
     w.impression(72, "a")
     assert w.state is not None and len(w.state.watched) == 1
-    w.impression(70.5 + LATENESS + 1, "a")  # nothing older than the silence accepted now
-    w.advance_to(78)
-    assert len(w.state.watched) == 1  # judged daily: the next midnight lets it go
-    w.advance_to(79)
+    w.advance_to(77)  # event time (the day sweeps count) minus the lateness: day 70
+    assert len(w.state.watched) == 1
+    w.advance_to(78)  # day 71: nothing older than the silence (70.5) can be accepted now
     assert w.state.watched == []
+
+
+def test_lateness_counts_from_the_day_sweeps_too() -> None:
+    """An account whose own events stopped is still moved on by the sweeps: an event more than
+    the allowed lateness behind the day it was judged at is late."""
+    for day, late in ((80 - LATENESS, False), (80 - LATENESS - SECOND, True)):
+        w = World(rules=DEFAULT_RULES)
+        w.profile(0)
+        w.reply(15, "a")  # the silence: due on day 75, out on day 76
+        w.advance_to(80)  # the account's own latest event is on day 15
+        assert len(w.of("engagement_silence")) == 1
+        w.reply(day, "a", event_id="arrives-now")
+        assert (w.late == ["arrives-now"]) is late, day
+        # within the lateness, the reply (within the silence) withdraws it
+        assert len(w.withdrawn) == (0 if late else 1)
 
 
 def test_a_late_exposure_withdraws_a_continuity_gap() -> None:
