@@ -1,0 +1,268 @@
+"""Offline determinism check (issue 11 point 7): does an in-order replay give the same signal ids
+whatever the fetch and batch boundaries? No Kafka, no ClickHouse.
+
+    .venv/bin/python scripts/determinism_check.py [--accounts 200 --days 365 --seed 7]
+        [--runs 6] [--batch 5000 1000 50] [--shuffle-seed 1] [--show 20] [--states] [--no-keys]
+
+The world of ``radar simulate`` is generated in-process; each valid event goes to its topic (by
+type) and to its account's partition as Kafka's default partitioner puts it (murmur2 of the
+``account_id`` key; ``settings.topic_partitions`` partitions). Each source, a (topic, partition)
+log, keeps the world's publish order. A run feeds the worker's ``SignalStage`` (an in-memory
+state table; nothing is written) as a consumer could read that backlog: each fetch takes up to
+``--batch`` messages in runs of random length from randomly chosen sources, and ``step`` runs
+after each fetch. A source may still deliver until its log is read to the end; then it is idle,
+as every source is once the backlog is read.
+
+The reference is the replay without any boundary: every event admitted at once, released in one
+step. Each run's signals — ids, types and status (open or withdrawn) — are compared with it and
+with the first run; the differences are printed with their account and time. ``--states`` also
+compares the accounts' final states. ``--no-keys`` publishes the runs' events without keys (a
+random partition each; account profiles keep their key: their topic is compacted), as
+``scripts/perturb.py no-keys`` does, and still compares them with the keyed reference. Exit code
+0 when every run matched the first one and the reference, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from processors.ingest import AcceptedEvent, RawMessage  # noqa: E402
+from processors.partitioning import partition_of  # noqa: E402
+from processors.simulation import SimConfig, Simulation  # noqa: E402
+from processors.watermark import Source  # noqa: E402
+from schemas.decode import Rejection, decode_event  # noqa: E402
+from schemas.events import AccountProfile, InputEvent  # noqa: E402
+from schemas.signals import Signal  # noqa: E402
+from streams.metrics import Metrics  # noqa: E402
+from streams.settings import Settings, load_settings  # noqa: E402
+from streams.signal_stage import SignalStage  # noqa: E402
+from streams.worker import load_rules  # noqa: E402
+
+DETECTED_AT = datetime(2030, 1, 1, tzinfo=UTC)
+Sources = Callable[[], tuple[Collection[Source], Collection[Source]]]
+
+
+class Table(dict[str, Any]):
+    """The account-state table, in memory."""
+
+    def put(self, account_id: str, partition: int, value: Any) -> None:
+        if value is None:
+            self.pop(account_id, None)
+        else:
+            self[account_id] = value
+
+
+def world_events(config: SimConfig, settings: Settings) -> list[InputEvent]:
+    """The world's valid events in publish (file) order."""
+    events = []
+    for day in Simulation(config).days():
+        for line in day.lines:
+            event = decode_event(line.encode(), settings.max_message_bytes)
+            if not isinstance(event, Rejection):
+                events.append(event)
+    return events
+
+
+def broker_logs(events: list[InputEvent], settings: Settings, keyless: random.Random | None = None
+                ) -> dict[Source, list[AcceptedEvent]]:
+    """The events as the broker holds them: one log per source (topic, partition), each in
+    publish order, with its offsets. Keyed by account id, or without keys (a random partition
+    from ``keyless``) but for account profiles."""
+    logs: dict[Source, list[AcceptedEvent]] = {}
+    partitions = settings.topic_partitions
+    for event in events:
+        topic = settings.topics.for_type(event.type) or ""
+        key: bytes | None = event.account_id.encode()
+        if keyless is None or isinstance(event, AccountProfile):
+            partition = partition_of(event.account_id, partitions)
+        else:
+            partition, key = keyless.randrange(partitions), None
+        log = logs.setdefault((topic, partition), [])
+        log.append(AcceptedEvent(event, RawMessage(topic, partition, len(log), key, b"")))
+    return logs
+
+
+@dataclass
+class Run:
+    name: str
+    signals: dict[str, Signal]  # signal_id -> its latest record (open, or withdrawn)
+    states: dict[str, dict[str, Any]]  # account_id -> final state
+    steps: int
+    seconds: float
+
+
+def new_stage(settings: Settings, sources: Sources) -> SignalStage:
+    no_io: Any = None  # step() writes nothing
+    return SignalStage(settings, load_rules(settings), Table(), no_io, Metrics(), no_io,
+                       sources=sources, clock=lambda: DETECTED_AT)
+
+
+def collect(stage: SignalStage, signals: dict[str, Signal]) -> None:
+    result, _ = stage.step()
+    for s in result.signals + result.withdrawn:
+        signals[s.signal_id] = s
+
+
+def final_states(stage: SignalStage) -> dict[str, dict[str, Any]]:
+    return {a: s.to_dict() for a, s in sorted(stage.cache.items())}
+
+
+def one_fetch(settings: Settings, logs: dict[Source, list[AcceptedEvent]]) -> Run:
+    """Everything in one fetch, every source read to the end: no boundary anywhere."""
+    started = time.perf_counter()
+    stage = new_stage(settings, lambda: (list(logs), []))
+    stage.admit([(a, None) for log in logs.values() for a in log])
+    signals: dict[str, Signal] = {}
+    collect(stage, signals)
+    return Run("reference", signals, final_states(stage), 1, time.perf_counter() - started)
+
+
+def interleaved(settings: Settings, logs: dict[Source, list[AcceptedEvent]], batch: int,
+                seed: int) -> Run:
+    """One consumer's way through the backlog: fetches of up to ``batch`` messages, each made
+    of runs of random length from random (topic, partition) logs; a step after each fetch."""
+    rng = random.Random(seed)
+    cursor = dict.fromkeys(logs, 0)
+
+    def sources() -> tuple[list[Source], list[Source]]:
+        """Every source is read; those not read to the end may still deliver."""
+        return list(logs), [s for s, log in logs.items() if cursor[s] < len(log)]
+
+    started = time.perf_counter()
+    stage = new_stage(settings, sources)
+    signals: dict[str, Signal] = {}
+    steps = 0
+    live = [s for s in logs if logs[s]]
+    while live:
+        # a full fetch half the time (a backlog fills them), else a short one
+        size = batch if rng.random() < 0.5 else rng.randint(1, batch)
+        fetched: list[tuple[AcceptedEvent, Any]] = []
+        while len(fetched) < size and live:
+            source = rng.choice(live)
+            log, at = logs[source], cursor[source]
+            n = min(rng.randint(1, size), size - len(fetched), len(log) - at)
+            fetched += [(a, None) for a in log[at:at + n]]
+            cursor[source] = at + n
+            if cursor[source] == len(log):
+                live.remove(source)
+        stage.admit(fetched)
+        collect(stage, signals)
+        steps += 1
+    collect(stage, signals)  # every source idle now
+    assert stage.held() == 0, f"{stage.held()} events still held"
+    return Run(f"batch {batch} seed {seed}", signals, final_states(stage), steps,
+               time.perf_counter() - started)
+
+
+def describe(s: Signal) -> str:
+    return (f"{s.type:<24} {s.status:<9} {s.account_id:<14} {s.occurred_at:%Y-%m-%d %H:%M} "
+            f"{s.signal_id}")
+
+
+def marks(run: Run) -> dict[tuple[str, str], Signal]:
+    """The run's signals by (id, status): an id withdrawn in one run and open in another, or
+    never out, differs."""
+    return {(s.signal_id, s.status): s for s in run.signals.values()}
+
+
+def tally(run: Run) -> str:
+    statuses = Counter(s.status for s in run.signals.values())
+    return f"{statuses['open']:>6,} open {statuses['withdrawn']:>4,} withdrawn"
+
+
+def difference(a: Run, b: Run, show: int) -> list[str]:
+    """Lines describing what ``b`` has that ``a`` does not, and the reverse."""
+    in_a, in_b = marks(a), marks(b)
+    lines = []
+    for label, mine, other in ((f"only in {a.name}", in_a, in_b), (f"only in {b.name}", in_b, in_a)):
+        only = sorted((mine[k] for k in mine.keys() - other.keys()),
+                      key=lambda s: (s.account_id, s.occurred_at))
+        if only:
+            kinds = Counter(f"{s.type} ({s.status})" for s in only)
+            lines.append(f"    {label}: {len(only)} {dict(kinds)}")
+            lines += [f"      {describe(s)}" for s in only[:show]]
+    return lines
+
+
+def state_difference(a: Run, b: Run, show: int) -> list[str]:
+    accounts = sorted(x for x in a.states.keys() | b.states.keys()
+                      if a.states.get(x) != b.states.get(x))
+    if not accounts:
+        return []
+    lines = [f"    final states differ for {len(accounts)} account(s)"]
+    for account in accounts[:show]:
+        sa, sb = a.states.get(account, {}), b.states.get(account, {})
+        fields = sorted(k for k in sa.keys() | sb.keys() if sa.get(k) != sb.get(k))
+        lines.append(f"      {account}: {', '.join(fields)}")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--accounts", type=int, default=200)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--seed", type=int, default=7, help="the world's seed")
+    parser.add_argument("--runs", type=int, default=6, help="interleavings per batch size")
+    parser.add_argument("--batch", type=int, nargs="+", default=[5000, 1000, 50],
+                        help="most messages per fetch")
+    parser.add_argument("--shuffle-seed", type=int, default=1,
+                        help="first seed of the interleavings")
+    parser.add_argument("--show", type=int, default=20, help="differences listed per pair")
+    parser.add_argument("--states", action="store_true", help="compare final states too")
+    parser.add_argument("--no-keys", action="store_true",
+                        help="runs read the events published without keys (random partitions)")
+    args = parser.parse_args(argv)
+
+    settings = load_settings({})
+    started = time.perf_counter()
+    events = world_events(SimConfig(accounts=args.accounts, days=args.days, seed=args.seed),
+                          settings)
+    keyed = broker_logs(events, settings)
+    logs = broker_logs(events, settings, random.Random(f"keyless:{args.seed}")) \
+        if args.no_keys else keyed
+    print(f"world: {args.accounts} accounts x {args.days} days, seed {args.seed}: "
+          f"{len(events):,} events in {len(logs)} sources ({settings.topic_partitions} "
+          f"partitions{', no keys' if args.no_keys else ''}; {time.perf_counter() - started:.1f}s)")
+    reference = one_fetch(settings, keyed)
+    print(f"reference (keyed, one fetch): {tally(reference)} ({reference.seconds:.1f}s)")
+    first: Run | None = None
+    mismatches = 0
+    seed = args.shuffle_seed
+    for batch in args.batch:
+        for _ in range(args.runs):
+            run = interleaved(settings, logs, batch, seed)
+            seed += 1
+            first = first or run
+            vs_reference = difference(reference, run, args.show)
+            vs_first = difference(first, run, args.show) if run is not first else []
+            if args.states:
+                vs_reference += state_difference(reference, run, args.show)
+            mismatches += bool(vs_reference or vs_first)
+            print(f"{run.name:<22} {tally(run)} {run.steps:>6,} steps "
+                  f"{run.seconds:5.1f}s  "
+                  f"{'same as the reference' if not vs_reference else 'DIFFERS'}"
+                  f"{'' if run is first or not vs_first else ', differs from the first run'}")
+            for line in vs_reference:
+                print(line)
+            if vs_first:
+                print(f"   vs {first.name}:")
+                for line in vs_first:
+                    print(line)
+    print(f"{mismatches} run(s) of {args.runs * len(args.batch)} differ")
+    return 1 if mismatches else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
