@@ -170,6 +170,10 @@ def main() -> None:
         "RADAR_CLICKHOUSE_DSN": f"chdb://{tmp / 'clickhouse'}",
         "RADAR_WEB_PORT": "6099",
         "RADAR_SIGNALS": "false" if args.ingest_only else "true",
+        # everything is published before the worker starts: its sources are caught up for good
+        # once read, and the last events wait only this long for them to count as idle (30 s
+        # by default, which would be measured as if it were work)
+        "RADAR_IDLE_SOURCE_SECONDS": os.environ.get("RADAR_IDLE_SOURCE_SECONDS", "1"),
     }
     kafka_local.create_topics(load_settings(env), say=lambda _: None)
     try:
