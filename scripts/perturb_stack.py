@@ -340,8 +340,15 @@ class Stack:
 
         bootstrap = self.settings.kafka_bootstrap
         inputs = self.settings.topics.inputs
-        ends = end_offsets(bootstrap, inputs)
         deadline = time.monotonic() + timeout
+        while True:  # a broker just resumed may answer metadata without brokers for a moment
+            try:
+                ends = end_offsets(bootstrap, inputs)
+                break
+            except KafkaError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
         last_report = 0.0
         while True:
             proc = self.worker
