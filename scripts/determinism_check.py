@@ -196,16 +196,18 @@ def difference(a: Run, b: Run, show: int) -> list[str]:
     return lines
 
 
-def state_difference(a: Run, b: Run, show: int) -> list[str]:
-    accounts = sorted(x for x in a.states.keys() | b.states.keys()
-                      if a.states.get(x) != b.states.get(x))
-    if not accounts:
-        return []
-    lines = [f"    final states differ for {len(accounts)} account(s)"]
-    for account in accounts[:show]:
+def state_difference(a: Run, b: Run, show: int, ignore: Collection[str] = ()) -> list[str]:
+    """Lines naming the accounts whose final states differ, and the fields that do (but
+    ``ignore``)."""
+    def fields(account: str) -> list[str]:
         sa, sb = a.states.get(account, {}), b.states.get(account, {})
-        fields = sorted(k for k in sa.keys() | sb.keys() if sa.get(k) != sb.get(k))
-        lines.append(f"      {account}: {', '.join(fields)}")
+        return sorted(k for k in sa.keys() | sb.keys() if k not in ignore and sa.get(k) != sb.get(k))
+
+    differing = {x: f for x in sorted(a.states.keys() | b.states.keys()) if (f := fields(x))}
+    if not differing:
+        return []
+    lines = [f"    final states differ for {len(differing)} account(s)"]
+    lines += [f"      {x}: {', '.join(f)}" for x, f in list(differing.items())[:show]]
     return lines
 
 
@@ -248,7 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             vs_reference = difference(reference, run, args.show)
             vs_first = difference(first, run, args.show) if run is not first else []
             if args.states:
-                vs_reference += state_difference(reference, run, args.show)
+                # without keys, the sources (and their offsets each state keeps) are others
+                ignore = ("applied_through",) if args.no_keys else ()
+                vs_reference += state_difference(reference, run, args.show, ignore)
             mismatches += bool(vs_reference or vs_first)
             print(f"{run.name:<22} {tally(run)} {run.steps:>6,} steps "
                   f"{run.seconds:5.1f}s  "
