@@ -8,8 +8,14 @@ source stops holding it back only once it has been known to be caught up for ``i
 seconds of wall-clock time (``SourceActivity``): a source caught up for a moment (the consumer
 read faster than its producer writes) is not idle, and neither is one whose state is unknown
 (a broker that cannot be reached tells nothing). A source that never delivered holds the
-watermark back the same way. Events are released to the engine in event-time order once the
-watermark has passed them, so every run sees the same sequence and fires the same signals.
+watermark back the same way.
+
+Events are released to the engine in one sequence, whatever the fetches: the merge of the
+sources' logs by event time. An event written after later ones of its source (late data) is
+placed where its source had got to — at the source's latest event time so far — never behind a
+watermark that may already have passed it; events at the same place go in source order, then
+in their source's order. An event is released once no source that may still deliver can bring
+one that goes before it, so every run sees the same sequence and fires the same signals.
 """
 
 from __future__ import annotations
@@ -36,9 +42,14 @@ class EventClock:
 
     high: dict[Source, float] = field(default_factory=dict)
 
-    def observe(self, source: Source, event_time: float) -> None:
-        if event_time > self.high.get(source, float("-inf")):
+    def observe(self, source: Source, event_time: float) -> float:
+        """Returns the event's place in event time: its own time, or the source's latest event
+        time so far if that is later (the event is late in its source)."""
+        high = self.high.get(source)
+        if high is None or event_time > high:
             self.high[source] = event_time
+            return event_time
+        return high
 
     def watermark(self, pending: Collection[Source]) -> float | None:
         """``pending``: the sources that may still deliver (not idle).
@@ -55,6 +66,13 @@ class EventClock:
         if waiting:
             return min(waiting)
         return max(high.values()) if high else None
+
+    def first_at(self, pending: Collection[Source], watermark: float) -> Source | None:
+        """The first of the pending sources whose latest event time is the watermark itself
+        (None when nothing is pending): it, and any source after it, may still bring an event
+        of exactly that time."""
+        high = self.high
+        return min((s for s in pending if high.get(s) == watermark), default=None)
 
     def forget(self, partitions: Collection[int]) -> None:
         """Sources of partitions a rebalance took away: their new owner judges them."""
@@ -92,26 +110,34 @@ class SourceActivity:
 
 
 class ReorderBuffer(Generic[T]):
-    """Holds items until the watermark passes them; releases them in (time, id) order."""
+    """Holds items until the watermark passes them; releases them in (time, source, offset)
+    order: the order of the merge of the sources' logs."""
 
     def __init__(self) -> None:
-        # (event time, tiebreak, arrival number, item): tuples compare fast, and the arrival
-        # number keeps items themselves out of the comparison
-        self._heap: list[tuple[float, str, int, T]] = []
+        # (time, source, offset, arrival number, item): tuples compare fast, and the arrival
+        # number (a redelivered message has the same place) keeps items out of the comparison
+        self._heap: list[tuple[float, Source, int, int, T]] = []
         self._arrivals = 0
 
     def __len__(self) -> int:
         return len(self._heap)
 
-    def push(self, event_time: float, tiebreak: str, item: T) -> None:
+    def push(self, at: float, source: Source, offset: int, item: T) -> None:
+        """``at``: the item's place in event time (``EventClock.observe``)."""
         self._arrivals += 1
-        heapq.heappush(self._heap, (event_time, tiebreak, self._arrivals, item))
+        heapq.heappush(self._heap, (at, source, offset, self._arrivals, item))
 
-    def release(self, watermark: float) -> list[T]:
+    def release(self, watermark: float, until: Source | None = None) -> list[T]:
+        """The items before the watermark, and those at it from sources up to ``until``
+        (``EventClock.first_at``; every source when None): what any source may still bring
+        goes after them."""
         out: list[T] = []
         heap = self._heap
-        while heap and heap[0][0] <= watermark:
-            out.append(heapq.heappop(heap)[3])
+        while heap:
+            at, source = heap[0][0], heap[0][1]
+            if at > watermark or at == watermark and until is not None and source > until:
+                break
+            out.append(heapq.heappop(heap)[4])
         return out
 
     def drain(self) -> list[T]:
@@ -119,8 +145,8 @@ class ReorderBuffer(Generic[T]):
 
     def discard(self, drop: Callable[[T], bool]) -> list[T]:
         """Take out the items ``drop`` selects (whatever their time); returns them."""
-        kept = [entry for entry in self._heap if not drop(entry[3])]
-        dropped = [entry[3] for entry in self._heap if drop(entry[3])]
+        kept = [entry for entry in self._heap if not drop(entry[4])]
+        dropped = [entry[4] for entry in self._heap if drop(entry[4])]
         heapq.heapify(kept)
         self._heap = kept
         return dropped

@@ -71,6 +71,7 @@ YIELD_EVERY = 250  # events applied between two turns of the event loop (a few m
 class Held:
     event: InputEvent
     t: float  # the event's time as a timestamp
+    at: float  # its place in event time: later than ``t`` if it is late in its source
     token: Any  # what the agent needs to acknowledge the message
     produced_at: float | None  # message timestamp (producer clock), for alert latency
     source: Source  # the topic partition the message came on
@@ -184,7 +185,7 @@ class SignalStage:
             event, raw = item.event, item.source
             t = event.occurred_at.timestamp()
             source = (raw.topic, raw.partition)
-            self.event_clock.observe(source, t)
+            at = self.event_clock.observe(source, t)
             key = (event.account_id, source)
             latest = received.get(key)
             if latest is not None and t < latest - lateness:
@@ -197,8 +198,10 @@ class SignalStage:
             if owner != raw.partition:
                 self.metrics.rerouted_events.labels(raw.topic).inc()
             produced = raw.timestamp.timestamp() if raw.timestamp else None
+            # an event late in its source is placed where the source had got to: the watermark
+            # may have passed its own time already, or not, depending on the fetches
             self.buffers.setdefault(owner, ReorderBuffer()).push(
-                t, event.event_id, Held(event, t, token, produced, source, raw.offset))
+                at, source, raw.offset, Held(event, t, at, token, produced, source, raw.offset))
 
     def _late(self, account_id: str, source: Source, offset: int) -> None:
         """Count an event that changes nothing: a redelivery if its source's offset was
@@ -241,6 +244,8 @@ class SignalStage:
         watermark = self.event_clock.watermark(holding)
         if watermark is None:
             return
+        # at the watermark itself, a source still there may bring another event of that time
+        until = self.event_clock.first_at(holding, watermark)
         # every partition read here is advanced to the watermark, with events or without: the
         # day judgements are then a function of the events, not of where batches ended
         partitions = {p for _, p in assigned} | set(self.members) | \
@@ -251,7 +256,7 @@ class SignalStage:
             erased = self.erased
             swept = self.swept_day.get(partition)
             buffer = self.buffers.get(partition)
-            for held in buffer.release(watermark) if buffer is not None else ():
+            for held in buffer.release(watermark, until) if buffer is not None else ():
                 e = held.event
                 if erased and erased.covers(e.account_id, getattr(e, "stakeholder_id", None)):
                     result.released.append(held.token)  # held before its subject was erased
@@ -259,8 +264,8 @@ class SignalStage:
                     continue
                 # days the stream moved past before this event are swept first, so time-based
                 # signals fire on their own day, as in a day-by-day replay
-                if swept is None or held.t >= (swept + 1) * DAY:
-                    yield from self._sweep(partition, held.t, detected_at, result, dirty)
+                if swept is None or held.at >= (swept + 1) * DAY:
+                    yield from self._sweep(partition, held.at, detected_at, result, dirty)
                     swept = self.swept_day[partition]
                 state, outcome = apply_event(self._state(e.account_id), e, self.rules,
                                              detected_at, held.t)

@@ -53,12 +53,15 @@ def test_observing_an_older_event_does_not_move_a_topic_back() -> None:
     assert clock.watermark(pending=[("a", 0)]) == 500.0
 
 
+A, B = ("a", 0), ("b", 0)  # two sources: A comes first at the same time
+
+
 def test_reorder_buffer_releases_only_what_the_watermark_passed_in_time_order() -> None:
     buffer: ReorderBuffer[str] = ReorderBuffer()
-    buffer.push(30.0, "e3", "third")
-    buffer.push(10.0, "e1", "first")
-    buffer.push(50.0, "e5", "fifth")
-    buffer.push(20.0, "e2", "second")
+    buffer.push(30.0, A, 3, "third")
+    buffer.push(10.0, A, 1, "first")
+    buffer.push(50.0, A, 5, "fifth")
+    buffer.push(20.0, A, 2, "second")
     assert len(buffer) == 4
 
     assert buffer.release(5.0) == []
@@ -69,42 +72,75 @@ def test_reorder_buffer_releases_only_what_the_watermark_passed_in_time_order() 
     assert len(buffer) == 1
 
 
-def test_reorder_buffer_breaks_ties_on_the_tiebreak_not_on_arrival() -> None:
+def test_reorder_buffer_breaks_ties_on_the_source_then_its_offset_not_on_arrival() -> None:
     buffer: ReorderBuffer[str] = ReorderBuffer()
-    buffer.push(10.0, "evt-c", "c")
-    buffer.push(10.0, "evt-a", "a")
-    buffer.push(10.0, "evt-b", "b")
-    buffer.push(9.0, "evt-z", "z")
-    assert buffer.release(10.0) == ["z", "a", "b", "c"]
+    buffer.push(10.0, B, 7, "b7")
+    buffer.push(10.0, A, 4, "a4")
+    buffer.push(10.0, B, 2, "b2")
+    buffer.push(9.0, B, 9, "z")
+    assert buffer.release(10.0) == ["z", "a4", "b2", "b7"]
 
 
 def test_reorder_buffer_items_need_not_be_comparable() -> None:
     buffer: ReorderBuffer[dict[str, int]] = ReorderBuffer()
-    buffer.push(1.0, "same", {"n": 1})
-    buffer.push(1.0, "same", {"n": 2})
+    buffer.push(1.0, A, 0, {"n": 1})
+    buffer.push(1.0, A, 0, {"n": 2})  # the same message again (a redelivery)
     assert sorted(d["n"] for d in buffer.drain()) == [1, 2]
 
 
 def test_drain_releases_everything_in_order() -> None:
     buffer: ReorderBuffer[int] = ReorderBuffer()
-    for t, key in ((3e9, "c"), (1.0, "a"), (2e9, "b")):
-        buffer.push(t, key, int(t))
+    for t, offset in ((3e9, 2), (1.0, 0), (2e9, 1)):
+        buffer.push(t, A, offset, int(t))
     assert buffer.drain() == [1, 2_000_000_000, 3_000_000_000]
     assert len(buffer) == 0
     assert buffer.drain() == []
 
 
 def test_two_arrival_orders_release_the_same_sequence() -> None:
-    items = [(5.0, "b"), (1.0, "x"), (5.0, "a"), (3.0, "m"), (8.0, "q")]
+    items = [(5.0, B, 0, "b"), (1.0, A, 0, "x"), (5.0, A, 2, "a"), (3.0, A, 1, "m"),
+             (8.0, B, 1, "q")]
     first: ReorderBuffer[str] = ReorderBuffer()
     second: ReorderBuffer[str] = ReorderBuffer()
-    for t, key in items:
-        first.push(t, key, key)
-    for t, key in reversed(items):
-        second.push(t, key, key)
+    for at, source, offset, item in items:
+        first.push(at, source, offset, item)
+    for at, source, offset, item in reversed(items):
+        second.push(at, source, offset, item)
     expected = ["x", "m", "a", "b", "q"]
     assert first.release(5.0) + first.drain() == expected
     assert second.release(5.0) + second.drain() == expected
+
+
+def test_an_event_late_in_its_source_is_placed_where_the_source_had_got_to() -> None:
+    """The watermark may have passed a late event's own time or not, depending on the fetches:
+    its place is its source's latest event time, which no watermark has passed yet."""
+    clock = EventClock()
+    assert clock.observe(A, 100.0) == 100.0
+    assert clock.observe(A, 500.0) == 500.0
+    assert clock.observe(A, 200.0) == 500.0  # late in A
+    assert clock.observe(B, 200.0) == 200.0  # on time in B: each source has its own order
+    assert clock.high == {A: 500.0, B: 200.0}
+
+
+def test_at_the_watermark_only_what_no_source_still_there_can_precede_is_released() -> None:
+    clock = EventClock()
+    clock.observe(A, 10.0)
+    clock.observe(B, 10.0)
+    clock.observe(("c", 0), 30.0)
+    pending = [A, B, ("c", 0)]
+    assert clock.watermark(pending) == 10.0
+    assert clock.first_at(pending, 10.0) == A
+    assert clock.first_at([B, ("c", 0)], 10.0) == B
+    assert clock.first_at([], 10.0) is None
+
+    buffer: ReorderBuffer[str] = ReorderBuffer()
+    buffer.push(10.0, B, 0, "b")
+    buffer.push(10.0, A, 0, "a")
+    buffer.push(9.0, ("c", 0), 0, "c")
+    # A is still at 10 s: another event of A at 10 s would go before b
+    assert buffer.release(10.0, until=A) == ["c", "a"]
+    assert buffer.release(10.0, until=A) == []
+    assert buffer.release(10.0, until=B) == ["b"]  # A moved on: B is the first at 10 s
 
 
 def test_each_partition_of_a_topic_is_a_source_of_its_own() -> None:
@@ -130,7 +166,7 @@ def test_forgetting_partitions_drops_their_sources_only() -> None:
 def test_discard_takes_out_the_selected_items_and_keeps_the_order_of_the_rest() -> None:
     buffer: ReorderBuffer[tuple[str, int]] = ReorderBuffer()
     for t, key, partition in ((5.0, "e", 0), (1.0, "a", 1), (3.0, "c", 0), (2.0, "b", 1)):
-        buffer.push(t, key, (key, partition))
+        buffer.push(t, ("replies", partition), int(t), (key, partition))
     assert sorted(buffer.discard(lambda item: item[1] == 1)) == [("a", 1), ("b", 1)]
     assert buffer.drain() == [("c", 0), ("e", 0)]
 
