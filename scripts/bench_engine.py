@@ -15,7 +15,6 @@ import argparse
 import json
 import sys
 import time
-import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from processors.ingest import IngestBatch, RawMessage, ingest  # noqa: E402
+from processors.partitioning import partition_of  # noqa: E402
 from schemas.decode import EventTimeBounds  # noqa: E402
 from streams.metrics import Metrics  # noqa: E402
 from streams.settings import load_settings  # noqa: E402
@@ -43,12 +43,13 @@ def decode_all(lines: list[bytes], batch: int) -> tuple[list[IngestBatch], float
     settings = load_settings({})
     raws = []
     for offset, line in enumerate(lines):
-        # the partition follows the account, as the producer's key does (a stable hash)
+        # the partition follows the account, as the producer's key does (Kafka's default
+        # partitioner: the stage's own, so no event is re-routed)
         try:
-            account = str(json.loads(line)["account_id"]).encode()
+            account = str(json.loads(line)["account_id"])
         except (ValueError, KeyError, TypeError):
-            account = b""  # a bad line: refused by the decoder in any partition
-        raws.append(RawMessage("", zlib.crc32(account) % settings.topic_partitions, offset,
+            account = ""  # a bad line: refused by the decoder in any partition
+        raws.append(RawMessage("", partition_of(account, settings.topic_partitions), offset,
                                None, line, None))
     started = time.perf_counter()
     bounds = EventTimeBounds(settings.earliest_event_time, datetime.now(UTC),

@@ -118,7 +118,8 @@ class SignalStage:
         self.lateness = rules.engagement.allowed_lateness_days * DAY
         # (account, source) -> the latest event time received: lateness is judged on arrival
         self.received: dict[tuple[str, Source], float] = {}
-        self.settled: list[Any] = []  # tokens of events judged on arrival: acknowledged next
+        self.settled: list[Any] = []
+        self.source_keys: dict[Source, str] = {}  # tokens of events judged on arrival: acknowledged next
         self.buffers: dict[int, ReorderBuffer[Held]] = {}  # by the accounts' own partition
         self.swept_day: dict[int, int] = {}
         self.cache: dict[str, AccountState] = {}
@@ -203,12 +204,19 @@ class SignalStage:
             self.buffers.setdefault(owner, ReorderBuffer()).push(
                 at, source, raw.offset, Held(event, t, at, token, produced, source, raw.offset))
 
+    def _source_key(self, source: Source) -> str:
+        """The source as the state names it ("topic:partition"), made once per source."""
+        key = self.source_keys.get(source)
+        if key is None:
+            key = self.source_keys[source] = f"{source[0]}:{source[1]}"
+        return key
+
     def _late(self, account_id: str, source: Source, offset: int) -> None:
         """Count an event that changes nothing: a redelivery if its source's offset was
         applied already for the account, else late."""
         state = self._state(account_id)
         if state is not None and \
-                offset <= state.applied_through.get(f"{source[0]}:{source[1]}", -1):
+                offset <= state.applied_through.get(self._source_key(source), -1):
             self.metrics.redelivered_events.inc()
         else:
             self.metrics.late_events.inc()
@@ -272,7 +280,7 @@ class SignalStage:
                 self.cache[e.account_id] = state
                 members.add(e.account_id)
                 dirty[e.account_id] = (partition, state)
-                source = f"{held.source[0]}:{held.source[1]}"
+                source = self._source_key(held.source)
                 through = state.applied_through.get(source, -1)
                 if outcome.duplicate or (outcome.late and held.offset <= through):
                     self.metrics.redelivered_events.inc()
@@ -286,7 +294,9 @@ class SignalStage:
                     state.applied_through[source] = held.offset
                 if state.parked:
                     self.parked.setdefault(partition, set()).add(e.account_id)
-                self._collect(outcome, result)
+                if outcome.signals or outcome.tier_change is not None or outcome.withdrawn or \
+                        outcome.cancelled:
+                    self._collect(outcome, result)
                 result.released.append(held.token)
                 if held.produced_at is not None:
                     for signal in outcome.signals:
