@@ -142,6 +142,10 @@ def describe_alert(signal: dict[str, Any]) -> str:
     else:
         why = kind.replace("_", " ")
     day = str(signal.get("occurred_at", ""))[:10]
+    if signal.get("status") == "withdrawn":  # the same alert again: a later event broke it
+        broke = (ev.get("withdrawn_by") or {}).get("event_id", "?")
+        return f"  WITHDRAWN {day} {kind:<15} {signal.get('account_id', '?'):<14} " \
+            f"event {broke} arrived late and proved it premature"
     return f"  ALERT {day} {kind:<19} {signal.get('account_id', '?'):<14} {why}"
 
 
