@@ -2,7 +2,7 @@
 named perturbation, its open signal ids compared with those of an in-order replay.
 
     .venv/bin/python scripts/perturb.py [PERTURBATION ...] [--accounts 40 --days 120 --seed 7]
-        [--port 51092] [--rate 500] [--json FILE|-] [--keep]
+        [--port 28092] [--rate 500] [--json FILE|-] [--keep]
 
 What one run is: a fresh installation on a local broker of the harness's own (``streams.kafka_local``
 on ``--port``, its jars and data under a temporary folder) — fresh topics and consumer group, a
@@ -123,7 +123,9 @@ class Options:
     accounts: int = 40
     days: int = 120
     seed: int = 7
-    port: int = 51092  # the harness's own broker (controller on port + 1)
+    # the harness's own broker (controller on port + 1), below Linux's ephemeral range: the
+    # outage stops it, and a client reconnecting meanwhile could take a port in that range
+    port: int = 28092
     partitions: int = 6
     rate: float = 500.0  # events/s of the paced producers
     skew_hours: float = 20.0
@@ -477,11 +479,27 @@ class Harness:
         try:
             time.sleep(max(0.0, o.outage_seconds - (time.monotonic() - stopped)))
         finally:
-            kafka_local.up(self.broker, say=lambda _: None)
+            self._restart_broker()
         stack.wait_leaders(120)
         down_for = time.monotonic() - stopped
         stack.notes.append(f"broker unreachable for {down_for:.0f}s (stop, wait, start)")
         self.say(f"  {stack.label}: broker back after {down_for:.0f}s")
+
+    def _restart_broker(self, attempts: int = 10) -> None:
+        """Start the stopped broker again. Its port may be taken for a moment: a client
+        reconnecting while it was down can be given the broker's port as its own when that port
+        is in the ephemeral range (a TCP self-connection), until it gives up that connection."""
+        assert self.broker is not None
+        for attempt in range(1, attempts + 1):
+            try:
+                kafka_local.up(self.broker, say=lambda _: None)
+                return
+            except kafka_local.LocalKafkaError as exc:
+                if attempt == attempts:
+                    raise
+                self.say(f"  the broker did not start again ({str(exc).splitlines()[0]}); "
+                         f"retrying in 3 s")
+                time.sleep(3)
 
     def _killer(self, stack: Stack, at: int) -> Callable[[], None]:
         def kill() -> None:

@@ -29,7 +29,10 @@ from streams import kafka_local
 from streams.query import run_query
 from streams.settings import Settings, load_settings
 
-BROKER_PORT = int(os.environ.get("RADAR_TEST_KAFKA_PORT", "39092"))
+# below Linux's ephemeral range (32768-60999): while a test stops the broker, a client that
+# reconnects to a port in that range can be given that very port as its own (a TCP
+# self-connection) and the broker cannot listen there again ("Address already in use")
+BROKER_PORT = int(os.environ.get("RADAR_TEST_KAFKA_PORT", "29092"))
 REPO = Path(__file__).resolve().parents[2]
 
 
