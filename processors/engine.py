@@ -16,9 +16,9 @@ again either way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import ModuleType
 from typing import Any
 
 from processors.churn import (
@@ -41,6 +41,7 @@ from processors.expansion import (
     pricing_page_visit,
     reference_candidate,
 )
+from processors.rule_types import ConditionRule, DeadlineRule, EventRule, Rule
 from processors.rules import Rules
 from processors.state import (
     DAY,
@@ -57,16 +58,16 @@ from schemas.events import AccountProfile, InputEvent, RoleChange
 from schemas.signals import Signal, TierChange
 
 # fired by the event itself, judged against the state as the event found it
-EVENT_RULES: tuple[ModuleType, ...] = (
+EVENT_RULES: tuple[EventRule, ...] = (
     champion_left, key_contact_changed, new_stakeholder_engaged, champion_advocacy,
     pricing_page_visit,
 )
 # fired when event time reaches a deadline; each episode once
-DEADLINE_RULES: tuple[ModuleType, ...] = (
+DEADLINE_RULES: tuple[DeadlineRule, ...] = (
     engagement_silence, continuity_gap, succession_overdue, renewal_at_risk,
 )
 # fired when a condition over the windows starts to hold
-CONDITION_RULES: tuple[ModuleType, ...] = (
+CONDITION_RULES: tuple[ConditionRule, ...] = (
     engagement_drop, single_threaded, engagement_surge, multi_threaded, reference_candidate,
 )
 RECENT_EVENTS_KEPT = 10
@@ -194,7 +195,7 @@ def pass_quiet_days(state: AccountState, through_day: int, rules: Rules) -> None
     _tidy(state, today, now, rules)
 
 
-def _run(ctx: Context, rules: tuple[ModuleType, ...], outcome: Outcome) -> None:
+def _run(ctx: Context, rules: Sequence[Rule], outcome: Outcome) -> None:
     for rule in rules:
         # a deadline rule may have several episodes due (e.g. two departures): drain it
         while (signal := rule.check(ctx)) is not None:
@@ -209,8 +210,9 @@ def _run(ctx: Context, rules: tuple[ModuleType, ...], outcome: Outcome) -> None:
 
 # -- grace and withdrawals ------------------------------------------------------------------
 
-DEADLINE_RULE_OF: dict[str, ModuleType] = {
-    rule.__name__.rsplit(".", 1)[1]: rule for rule in DEADLINE_RULES}
+DEADLINE_RULE_OF: dict[str, DeadlineRule] = {
+    "engagement_silence": engagement_silence, "continuity_gap": continuity_gap,
+    "succession_overdue": succession_overdue, "renewal_at_risk": renewal_at_risk}
 
 
 def _park(state: AccountState, signal: Signal, rules: Rules) -> None:
