@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import faust
+from faust.exceptions import NotReady
 from faust.types import TP, Message
 
 from processors.erasure import Erased, SubjectKind
@@ -112,8 +113,10 @@ def input_sources(app: faust.App, inputs: list[str], seen: dict[tuple[str, int],
     committed = getattr(consumer, "_committed_offset", {})
     try:
         polled = consumer._thread._ensure_consumer().last_poll_timestamp  # type: ignore[attr-defined]
-    except (AttributeError, RuntimeError):
-        polled = None  # unknown: nothing is idle
+    except (AttributeError, RuntimeError, NotReady):
+        # unknown (the consumer is not started yet, e.g. while a restarted worker waits to
+        # join its group): nothing is idle
+        polled = None
     now, wall_ms = time.monotonic(), time.time() * 1000
     wanted = set(inputs)
     assigned: set[Source] = set()
