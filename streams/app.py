@@ -356,9 +356,11 @@ def _signal_stage(app: faust.App, settings: Settings, rules: Rules, writer: Clic
     # soon after their sources turn idle
     @app.timer(IDLE_STEP_S, name="signals-idle")  # type: ignore[untyped-decorator]
     async def release_idle_partitions() -> None:
-        """Without new messages the agent does not run; held events must still get out, and
-        sources turning idle move event time on (the day judgements at its end included)."""
-        if state_table.stream is not None:
+        """Without new messages the agent does not run; held events (and events found late
+        on arrival) must still get out. Only then: stepping always, a restarted worker stored
+        nothing more about one run in two of test_ingest's kill -9 test (not understood yet;
+        see the issue-11 note)."""
+        if state_table.stream is not None and (stage.held() or stage.settled):
             tracker.finish(await (await agent_state.handle([], [])))
 
     return agent_state
