@@ -1,8 +1,9 @@
 """Split a batch of raw input messages into valid events and dead letters.
 
-Pure: the agent hands in what it read from Kafka and the plausible event times (judged
-against the wall clock it read for the batch); this returns what to store and what to
-dead-letter, with the source coordinates kept on both so nothing is lost or double-counted.
+Pure: the agent hands in what it read from Kafka and the plausible event times (judged from
+each message's Kafka timestamp, else the wall clock it read for the batch); this returns what
+to store and what to dead-letter, with the source coordinates kept on both so nothing is lost
+or double-counted.
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ def dead_letter_for(message: RawMessage, rejection: Rejection) -> DeadLetter:
     )
 
 
+def produced_bounds(bounds: EventTimeBounds, produced: datetime) -> EventTimeBounds:
+    """``bounds`` judged from the time the message was produced (its Kafka timestamp) instead
+    of the clock at decode: every process that decodes the message — the worker, ``radar
+    store``, a replay next year — then judges it the same."""
+    return EventTimeBounds(bounds.earliest, produced, bounds.max_future_seconds)
+
+
 def ingest(
     messages: Iterable[RawMessage],
     *,
@@ -68,14 +76,23 @@ def ingest(
     time_bounds: EventTimeBounds,
 ) -> IngestBatch:
     """Decode each message; refuse those that are invalid, dated outside ``time_bounds`` or
-    sit on another type's topic."""
+    sit on another type's topic. The latest plausible time is judged from the message's own
+    Kafka timestamp when it has one (``produced_bounds``), else from ``time_bounds.now``."""
     batch = IngestBatch()
+    low, ahead = time_bounds.earliest.timestamp() + 1.0, time_bounds.max_future_seconds - 1.0
     for message in messages:
         decoded = decode_event(message.value, max_bytes)
         if isinstance(decoded, Rejection):
             batch.rejected.append(dead_letter_for(message, decoded))
             continue
-        implausible = check_event_time(decoded.occurred_at, time_bounds)
+        produced = message.timestamp
+        if produced is None:
+            implausible = check_event_time(decoded.occurred_at, time_bounds)
+        elif low < decoded.occurred_at.timestamp() < produced.timestamp() + ahead:
+            implausible = None  # well inside (the usual case, without building bounds)
+        else:
+            implausible = check_event_time(decoded.occurred_at,
+                                           produced_bounds(time_bounds, produced))
         if implausible is not None:
             batch.rejected.append(dead_letter_for(message, implausible))
             continue

@@ -13,9 +13,10 @@ INPUT_SUFFIX_BY_TYPE: dict[str, str] = {
     "account_profile": "accounts",
 }
 OUTPUT_SUFFIXES: tuple[str, ...] = ("dead-letters", "signals", "alerts", "account-tiers",
-                                    "erasures")
-# erasures: one record per erased subject (key = its hash), read whole by every worker
-COMPACTED_SUFFIXES: frozenset[str] = frozenset({"accounts", "erasures"})
+                                    "account-state", "erasures")
+# erasures: one record per erased subject (key = its hash), read whole by every worker;
+# account-state: the latest state row per account (key = account_id), what `radar store` keeps
+COMPACTED_SUFFIXES: frozenset[str] = frozenset({"accounts", "erasures", "account-state"})
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ class TopicNames:
     @property
     def account_tiers(self) -> str:
         return self.name("account-tiers")
+
+    @property
+    def account_state(self) -> str:
+        return self.name("account-state")
 
     @property
     def erasures(self) -> str:

@@ -62,7 +62,7 @@ def decode_all(lines: list[bytes], batch: int) -> tuple[list[IngestBatch], float
 
 def run_engine(batches: list[IngestBatch]) -> tuple[float, int]:
     settings = load_settings({})
-    stage = SignalStage(settings, load_rules(settings), Table(), None,  # type: ignore[arg-type]
+    stage = SignalStage(settings, load_rules(settings), Table(),
                         Metrics(), None, sources=lambda: ((), ()),  # type: ignore[arg-type]
                         clock=lambda: DETECTED_AT)
     signals = 0

@@ -60,7 +60,7 @@ def main() -> None:
     rules = load_rules(settings)
     batches, _ = decode_all(args.file.read_bytes().splitlines(), 5000)
     no_io: Any = None
-    stage = SignalStage(settings, rules, Table(), no_io, Metrics(), no_io,
+    stage = SignalStage(settings, rules, Table(), Metrics(), no_io,
                         sources=lambda: ((), ()), clock=lambda: DETECTED_AT)
     for batch in batches:
         stage.admit([(a, None) for a in batch.accepted])

@@ -105,7 +105,7 @@ class Run:
 
 def new_stage(settings: Settings, sources: Sources) -> SignalStage:
     no_io: Any = None  # step() writes nothing
-    return SignalStage(settings, load_rules(settings), Table(), no_io, Metrics(), no_io,
+    return SignalStage(settings, load_rules(settings), Table(), Metrics(), no_io,
                        sources=sources, clock=lambda: DETECTED_AT)
 
 

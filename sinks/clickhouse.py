@@ -331,6 +331,14 @@ class ClickHouseWriter:
         return await self._write("account_state", None, list(latest), rows,
                                  column_insert("account_state", ACCOUNT_STATE_COLUMNS))
 
+    async def write_account_state_lines(self, lines: Sequence[bytes]) -> WriteResult:
+        """Rows of ``account_state`` as the worker put them on the account-state topic (JSON
+        objects, see ``sinks.rows.account_state_json``); the highest version per account wins,
+        so a line stored twice changes nothing."""
+        # the insert's deduplication token is made of the lines (each carries its version)
+        return await self._write("account_state", None, [x.decode() for x in lines], list(lines),
+                                 json_insert("account_state"))
+
     async def on_client(self, fn: Callable[[Client], T]) -> T:
         """Run ``fn`` with the writer's client, on its thread: after every write submitted
         before it (e.g. an erasure, once the writes it must follow are in)."""

@@ -184,3 +184,18 @@ def account_state_row(view: AccountView, version: int) -> list[Any]:
         f["roster"], _ts(s.last_engaged), _ts(s.last_exposed), _ts(s.high_water),
         s.late_ignored, view.rule_version, version,
     ]
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return ingested_at_text(value).decode()
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"not a JSON value: {type(value).__name__}")
+
+
+def account_state_json(view: AccountView, version: int) -> bytes:
+    """The account's ``account_state`` row as one JSON object (a JSONEachRow line): what the
+    worker puts on the account-state topic and ``radar store`` inserts as it is."""
+    row = dict(zip(ACCOUNT_STATE_COLUMNS, account_state_row(view, version), strict=True))
+    return json.dumps(row, default=_json_value, separators=(",", ":")).encode()

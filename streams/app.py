@@ -1,9 +1,11 @@
-"""The composition root: one Faust app wired to settings, metrics, the sink and the web views.
+"""The composition root of ``radar worker``: one Faust app wired to settings, metrics and the
+signal stage. It needs no ClickHouse: everything it makes goes to Kafka, and ``radar store``
+writes ClickHouse from there (SPEC section 11).
 
-Agents read like a sentence — take a fetched batch, hand it to the pipeline, acknowledge what
-is finished. The consumer delivers a whole fetch as one event (streams.batch_consumer), and a
-message is acknowledged only when its effects are stored: its row (or dead letter) always,
-and with signals on, the signals and state of its event too — in offset order per partition
+Agents read like a sentence — take a fetched batch, decode it, dead-letter what is refused,
+apply the rest, acknowledge what is finished. The consumer delivers a whole fetch as one event
+(streams.batch_consumer), and a message is acknowledged only when its effects are on Kafka:
+its dead letter, or the signals and state of its event — in offset order per partition
 (streams.acks), so a committed offset never passes an unfinished message.
 """
 
@@ -21,22 +23,19 @@ import faust
 from faust.exceptions import NotReady
 from faust.types import TP, Message
 
-from processors.erasure import Erased, SubjectKind
+from processors.erasure import Erased
 from processors.ingest import RawMessage
 from processors.rules import Rules
 from processors.watermark import Source, SourceActivity
-from sinks.analyst import AnalystQueries
-from sinks.clickhouse import ClickHouseWriter
-from sinks.erasure import erase as erase_in_clickhouse
 from streams.acks import AckTracker
 from streams.batch_consumer import use_batch_consumer
 from streams.erasure import Eraser, follow_erasures
 from streams.metrics import Metrics
-from streams.pipeline import IngestPipeline, headers_list
+from streams.pipeline import IngestPipeline
 from streams.settings import Settings
 from streams.signal_stage import SignalStage
 from streams.state_codec import STATE_CODEC
-from streams.web import add_views
+from streams.web import add_metrics_view
 
 log = logging.getLogger(__name__)
 LAG_INTERVAL_S = 5.0
@@ -136,8 +135,8 @@ def input_sources(app: faust.App, inputs: list[str], seen: dict[tuple[str, int],
     return assigned, activity.holding(assigned)
 
 
-def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
-               rules: Rules, analyst: AnalystQueries, erased: Erased | None = None,
+def create_app(settings: Settings, metrics: Metrics, rules: Rules,
+               erased: Erased | None = None,
                erasures_from: dict[int, int] | None = None) -> faust.App:
     """``erased``: the erasures read before start; ``erasures_from``: where following the
     erasures topic goes on (see streams.erasure)."""
@@ -165,7 +164,7 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
         producer_max_batch_size=1024 * 1024,
     )
     topics = settings.topics
-    use_batch_consumer(app, {*topics.inputs, topics.dead_letters})
+    use_batch_consumer(app, set(topics.inputs))
 
     def raw_topic(*names: str) -> faust.TopicT:
         # bytes in, bytes out: decoding is ours, so a bad message becomes a dead letter
@@ -181,17 +180,17 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
         delivery = await dead_letter_topic.send(key=key, value=value, headers=headers, force=True)
         return await delivery
 
-    pipeline = IngestPipeline(settings, writer, metrics, send_dead_letter, erased=erased)
+    pipeline = IngestPipeline(settings, metrics, send_dead_letter, erased=erased)
     tracker: AckTracker[Any] = AckTracker(lambda m: m.tp, lambda m: app.consumer.ack(m))
-    signals = _signal_stage(app, settings, rules, writer, metrics, raw_topic, tracker,
+    signals = _signal_stage(app, settings, rules, metrics, raw_topic, tracker,
                             erased) if settings.signals else None
 
-    async def finish_when_stored(storing: asyncio.Future[None],
-                                 applying: asyncio.Future[list[Any]], refused: list[Any]) -> None:
+    async def finish_when_sent(rejecting: asyncio.Future[None],
+                               applying: asyncio.Future[list[Any]], refused: list[Any]) -> None:
         try:
             applied = await applying
         finally:
-            await storing
+            await rejecting
         tracker.finish(refused)  # their dead letters are on the topic
         tracker.finish(applied)
 
@@ -204,26 +203,26 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
         raws = [_raw(m) for m in batch]
         decoded = pipeline.decode(raws)
         if signals is None:
-            await pipeline.store(raws, decoded)
+            await pipeline.dead_letter(decoded)
             tracker.finish(batch)
             return
-        # rows go into ClickHouse while the engine runs, and the batch's signals and states
-        # are written while the next batch is applied; a message is acknowledged only once
-        # all of that is done with it
-        storing = asyncio.ensure_future(pipeline.store(raws, decoded))
+        # dead letters go out while the engine runs, and the batch's signals and states are
+        # sent while the next batch is applied; a message is acknowledged only once all of
+        # that is done with it
+        rejecting = asyncio.ensure_future(pipeline.dead_letter(decoded))
         refused = {_coordinates(m): m for m in batch}
         accepted = [(a, refused.pop((a.source.topic, a.source.partition, a.source.offset)))
                     for a in decoded.accepted]
         try:
             applying = await signals.handle(batch, accepted)
         except BaseException:
-            await storing
+            await rejecting
             raise
         in_flight.append(asyncio.ensure_future(
-            finish_when_stored(storing, applying, list(refused.values()))))
+            finish_when_sent(rejecting, applying, list(refused.values()))))
 
     async def drain() -> None:
-        """Returns once every batch taken so far is stored."""
+        """Returns once every batch taken so far is done with."""
         if in_flight:
             await asyncio.wait(list(in_flight))
 
@@ -234,18 +233,9 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
         async for messages in cast(faust.Stream[bytes], stream).noack():  # one fetch: a list of messages
             async with gate:
                 await take(cast(list[Any], messages))
-            # a failed write stops the agent here, as it would have without the overlap
+            # a failed send stops the agent here, as it would have without the overlap
             while in_flight and (len(in_flight) > MAX_BATCHES_IN_FLIGHT or in_flight[0].done()):
                 await in_flight.popleft()
-
-    @app.agent(dead_letter_topic, name="store-dead-letters")
-    async def store_dead_letters(stream: faust.StreamT[bytes]) -> None:
-        async for messages in cast(faust.Stream[bytes], stream).noack():
-            batch = cast(list[Any], messages)
-            await pipeline.handle_dead_letters([_raw(m) for m in batch],
-                                               [headers_list(m.headers) for m in batch])
-            for m in batch:
-                app.consumer.ack(m)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
@@ -255,7 +245,7 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
                 {tp.partition for tp in revoked if tp.topic in topics.inputs})
 
     lag_labels: set[tuple[str, str]] = set()
-    watched = {*topics.inputs, topics.dead_letters}
+    watched = set(topics.inputs)
 
     @app.timer(LAG_INTERVAL_S, name="consumer-lag")  # type: ignore[untyped-decorator]
     async def measure_lag() -> None:
@@ -268,9 +258,7 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue
-            nxt = pipeline.stored_through.get((tp.topic, tp.partition))
-            if nxt is None:
-                nxt = committed.get(tp) or 0
+            nxt = committed.get(tp) or 0  # committed: every effect of what is before is out
             labels = (tp.topic, str(tp.partition))
             metrics.consumer_lag.labels(*labels).set(max(0, highwater - nxt))
             seen.add(labels)
@@ -279,23 +267,14 @@ def create_app(settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
         lag_labels.clear()
         lag_labels.update(seen)
 
-    erasure_topic = raw_topic(topics.erasures)
-
-    async def publish_erasure(key: bytes, value: bytes) -> None:
-        await (await erasure_topic.send(key=key, value=value, force=True))
-
-    async def erase_tables(kind: SubjectKind, subject_id: str) -> dict[str, int]:
-        return await writer.on_client(lambda client: erase_in_clickhouse(
-            client, kind, subject_id, lambda: datetime.now(UTC)))
-
     eraser = Eraser(erased, signals.stage if signals is not None else None, metrics, gate,
-                    drain, publish_erasure, erase_tables)
+                    drain)
 
     @app.task  # type: ignore[untyped-decorator]
     async def follow() -> None:
         await follow_erasures(settings, eraser, erasures_from or {})
 
-    add_views(app, settings, metrics, analyst, eraser)
+    add_metrics_view(app, metrics)
     return app
 
 
@@ -320,13 +299,13 @@ class SignalAgentState:
         return applying
 
 
-def _signal_stage(app: faust.App, settings: Settings, rules: Rules, writer: ClickHouseWriter,
-                  metrics: Metrics, raw_topic: Callable[..., faust.TopicT],
-                  tracker: AckTracker[Any], erased: Erased) -> SignalAgentState:
+def _signal_stage(app: faust.App, settings: Settings, rules: Rules, metrics: Metrics,
+                  raw_topic: Callable[..., faust.TopicT], tracker: AckTracker[Any],
+                  erased: Erased) -> SignalAgentState:
     """The signal stage, its state table and its idle timer (see streams.signal_stage)."""
     topics = settings.topics
     outputs = {name: raw_topic(name) for name in (topics.signals, topics.alerts,
-                                                   topics.account_tiers)}
+                                                   topics.account_tiers, topics.account_state)}
 
     async def send(topic: str, key: bytes | None, value: bytes) -> Any:
         delivery = await outputs[topic].send(key=key, value=value, force=True)  # see above
@@ -348,7 +327,7 @@ def _signal_stage(app: faust.App, settings: Settings, rules: Rules, writer: Clic
     def sources() -> tuple[set[Source], set[Source]]:
         return input_sources(app, topics.inputs, offsets, activity, metrics)
 
-    stage = SignalStage(settings, rules, state_table, writer, metrics, send, sources,
+    stage = SignalStage(settings, rules, state_table, metrics, send, sources,
                         erased=erased)
     agent_state = SignalAgentState(stage, state_table, offsets, metrics)
 

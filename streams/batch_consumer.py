@@ -16,6 +16,7 @@ method: the version is pinned in pyproject.toml and checked by a test.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -23,6 +24,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, AppT
 
 PINNED_FAUST = "0.15.3"
+log = logging.getLogger(__name__)
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
@@ -101,6 +103,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 fresh.append(m)
         if fresh:
             self._read_offset[tp] = read
+        if len(fresh) < len(messages):  # read before: only after a seek back, and said
+            log.warning("%s: %d message(s) at offsets %d..%d dropped as read already (read "
+                        "offset %s)", tp, len(messages) - len(fresh), messages[0].offset,
+                        messages[-1].offset, self._read_offset[tp])
         return fresh
 
 

@@ -1,4 +1,5 @@
-"""The ``radar`` command: one entry point for the broker, the worker, publishing and queries."""
+"""The ``radar`` command: one entry point for the broker, the worker, the store, publishing and
+queries."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.worker import run_worker
 
     run_worker(settings)
+    return 0
+
+
+def _store(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.store import run_store
+
+    run_store(settings)
     return 0
 
 
@@ -101,7 +109,7 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
     print(f"retention: {kept}, {settings.events_ttl_days} days" if settings.events_ttl_days
           else "retention: none (RADAR_EVENTS_TTL_DAYS is not set)")
     if hashes:
-        print(f"users ready for database {database}: {grants.WRITER} (the worker), "
+        print(f"users ready for database {database}: {grants.WRITER} (radar store), "
               f"{grants.ANALYST} (read only, profile {grants.ANALYST_PROFILE})")
     return 0
 
@@ -156,8 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("action", choices=["up", "down", "status"])
     kafka.set_defaults(run=_kafka)
 
-    worker = sub.add_parser("worker", help="run the stream worker (agents, sinks, /metrics)")
+    worker = sub.add_parser("worker", help="run the signal engine (Kafka in, Kafka out, "
+                            "/metrics); several share the partitions")
     worker.set_defaults(run=_worker)
+
+    store = sub.add_parser("store", help="write ClickHouse from the topics (/metrics; with "
+                           "embedded ClickHouse also radar sql and radar erase)")
+    store.set_defaults(run=_store)
 
     publish = sub.add_parser("publish", help="publish a JSONL file (or - for stdin) to the topics")
     publish.add_argument("file", help="path to a .jsonl file, or - for standard input")
@@ -185,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     progress.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     simulate.set_defaults(run=_simulate)
 
-    sql = sub.add_parser("sql", help="run a read-only query (works while the worker runs)")
+    sql = sub.add_parser("sql", help="run a read-only query (works while the store runs)")
     sql.add_argument("query", help='e.g. "SELECT type, count() FROM events GROUP BY type"')
     sql.add_argument("--format", choices=["table", "tsv", "json"], default="table")
     sql.set_defaults(run=_sql)
@@ -205,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.set_defaults(run=_db)
 
     erase = sub.add_parser("erase", help="remove a person or an account everywhere (works while "
-                           "the worker runs)")
+                           "the pipeline runs)")
     subject = erase.add_mutually_exclusive_group(required=True)
     subject.add_argument("--stakeholder", metavar="ID", help="the stakeholder_id of a person")
     subject.add_argument("--account", metavar="ID", help="an account_id")

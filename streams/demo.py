@@ -1,8 +1,9 @@
 """``radar demo``: the main job end to end on the embedded defaults.
 
-Start the local Kafka if nothing answers on its port, start a worker, simulate a world
-(``radar simulate``, a few malformed lines included), stream it through with a progress bar
-while alerts print as they fire, wait until every message is stored and its offset committed,
+Start the local Kafka if nothing answers on its port, start ``radar store`` (unless one runs)
+and a worker, simulate a world (``radar simulate``, a few malformed lines included), stream it
+through with a progress bar while alerts print as they fire, wait until every message is
+processed and everything it made is stored,
 then summarise: events and dead letters, signals by type, tiers, the top at-risk and
 expansion-ready accounts with their evidence, and the signals' precision, recall and lead time
 against the world's ground truth. Stops what it started; the data stays queryable with
@@ -13,12 +14,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from streams import kafka_local
+from streams.launch import LaunchError, launch, stop, wait_until_stored
 from streams.publish import publish_file
 from streams.query import render_table, run_query
 from streams.settings import Settings
-from streams.worker import read_worker_state
+from streams.store_client import read_store_state
 
 WAIT_TIMEOUT_S = 300.0
 MAX_ALERTS_SHOWN = 40
@@ -48,80 +48,17 @@ class DemoError(RuntimeError):
     pass
 
 
-def end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), client_id="radar-demo")
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
-        return {(tp.topic, tp.partition): off for tp, off in consumer.end_offsets(tps).items()}
-    finally:
-        consumer.close()
-
-
-def committed_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
-    """The group's committed offsets; empty while a new broker is still electing a coordinator."""
-    from kafka.admin import KafkaAdminClient
-    from kafka.errors import CoordinatorNotAvailableError, NotCoordinatorError
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="radar-demo")
-    try:
-        offsets = admin.list_group_offsets(group).get(group, {})
-    except (CoordinatorNotAvailableError, NotCoordinatorError):
-        return {}
-    finally:
-        admin.close()
-    return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
-
-
-def wait_until_committed(
-    settings: Settings,
-    topics: list[str],
-    timeout: float = WAIT_TIMEOUT_S,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> None:
-    """Block until the worker's group has committed every message now on ``topics``.
-
-    The worker commits only after rows are stored, so this means "everything is in ClickHouse".
-    """
-    bootstrap = settings.kafka_bootstrap
-    ends = end_offsets(bootstrap, topics)
-    target = sum(ends.values())
-    deadline = time.monotonic() + timeout
-    while True:
-        done = committed_offsets(bootstrap, settings.app_id)
-        behind = sum(max(0, end - max(done.get(tp, 0), 0)) for tp, end in ends.items())
-        if on_progress is not None:
-            on_progress(target - behind, target)
-        if behind == 0:
-            return
-        if time.monotonic() > deadline:
-            raise DemoError(f"the worker still had {behind} message(s) to store after {timeout:.0f}s")
-        time.sleep(0.3)
-
-
-def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-    log = log_path.open("ab")
+def _start(command: str, settings: Settings) -> subprocess.Popen[bytes]:
+    log_path = settings.local / f"demo-{command}.log"
+    print(f"starting radar {command} (log: {log_path}) ...")
     # the demo publishes every source itself, in event-time order: its sources are idle
     # seconds after the last line, not after a real producer's half minute
     env = {**os.environ, "RADAR_SIGNALS": "true",
            "RADAR_IDLE_SOURCE_SECONDS": os.environ.get("RADAR_IDLE_SOURCE_SECONDS", "5")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"], stdout=log, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, env=env,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-2000:]
-            raise DemoError(f"the worker exited with code {proc.returncode}; log tail:\n{tail}")
-        try:
-            with urllib.request.urlopen(f"{settings.web_url}/metrics", timeout=1):
-                return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise DemoError(f"the worker did not start within 90s; see {log_path}")
+    try:
+        return launch(command, settings, log_path, env)
+    except LaunchError as exc:
+        raise DemoError(str(exc)) from exc
 
 
 def describe_alert(signal: dict[str, Any]) -> str:
@@ -243,21 +180,19 @@ def run_demo(settings: Settings, world: DemoWorld | None = None,
 
     _section("starting")
     started_kafka = kafka_local.ensure_running(settings)
-    worker: subprocess.Popen[bytes] | None = None
+    started: list[subprocess.Popen[bytes]] = []
     tail: AlertTail | None = None
-    if read_worker_state(settings) is None:
-        log_path = settings.local / "demo-worker.log"
-        print(f"starting the worker (log: {log_path}) ...")
-        worker = _start_worker(settings, log_path)
-    else:
-        print("using the worker that is already running")
     try:
+        if read_store_state(settings) is None:
+            started.append(_start("store", settings))
+        else:
+            print("using the store that is already running")
+        started.append(_start("worker", settings))
         _section("streaming: alerts print as they fire")
         tail = AlertTail(settings, tqdm.write)
         tail.start()
         summary = publish_file(str(path), bootstrap=settings.kafka_bootstrap,
                                topics=settings.topics, show_progress=sys.stderr.isatty())
-        topics = settings.topics
         with tqdm(desc="processed", unit="msg", disable=not sys.stderr.isatty(),
                   leave=False) as bar:
 
@@ -266,9 +201,10 @@ def run_demo(settings: Settings, world: DemoWorld | None = None,
                 bar.n = done
                 bar.refresh()
 
-            wait_until_committed(settings, topics.inputs, on_progress=progress)
-            # refused messages reach the dead-letter topic before their offsets are committed
-            wait_until_committed(settings, [topics.dead_letters], on_progress=progress)
+            try:
+                wait_until_stored(settings, on_progress=progress)
+            except LaunchError as exc:
+                raise DemoError(str(exc)) from exc
         time.sleep(0.5)  # the last alerts on their way to the tail
         tail.close()
         print(summary.render())
@@ -289,12 +225,8 @@ def run_demo(settings: Settings, world: DemoWorld | None = None,
     finally:
         if tail is not None and tail.is_alive():
             tail.close()
-        if worker is not None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        for proc in reversed(started):  # the worker first: the store stores what it sent
+            stop(proc)
         if started_kafka:
             kafka_local.down(settings)
     return 0

@@ -8,12 +8,13 @@ An erasure has two halves:
   at decode and in the engine, waits until every batch decoded before that is stored, then
   forgets the subject in every account state (``SignalStage.erase``);
 - **ClickHouse forgets**: ``sinks.erasure`` removes the subject from every table, counts it
-  and records the receipt; run where the database is open, after the engine's half, so no
-  batch decoded before the erasure is written after it.
+  and records the receipt; run where the database is open (``radar store``), once the batch it
+  is inserting is in, so no batch decoded before the erasure is written after it.
 
-With embedded ClickHouse and a running worker, ``radar erase`` asks the worker (``POST
+With embedded ClickHouse and a running ``radar store``, ``radar erase`` asks the store (``POST
 /erase``), which holds the database; otherwise it publishes the record and erases in the
-database itself (a worker started later reads the record first).
+database itself (a worker or store started later reads the record first). The store follows
+the records too, so the events it decodes after one are dropped.
 """
 
 from __future__ import annotations
@@ -25,14 +26,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from processors.erasure import SUBJECT_KINDS, Erased, SubjectKind, subject_hash
 from sinks.clickhouse import init_schema, open_client
 from sinks.erasure import erase as erase_in_clickhouse
 from streams.metrics import Metrics
 from streams.settings import Settings
-from streams.signal_stage import SignalStage
+
+if TYPE_CHECKING:
+    from streams.signal_stage import SignalStage
 
 log = logging.getLogger(__name__)
 READ_TIMEOUT_S = 60.0
@@ -42,8 +45,8 @@ class ErasureError(RuntimeError):
     """An erasure could not be carried out; the message says what was (not) done."""
 
 
-class NoWorker(ErasureError):
-    """Nothing answers at the worker's address."""
+class NoStore(ErasureError):
+    """Nothing answers at the store's address."""
 
 
 def erasure_record(kind: SubjectKind, digest: str, at: datetime) -> tuple[bytes, bytes]:
@@ -145,19 +148,24 @@ class Eraser:
 
     def __init__(self, erased: Erased, stage: SignalStage | None, metrics: Metrics,
                  gate: asyncio.Lock, drain: Callable[[], Awaitable[None]],
-                 publish: Callable[[bytes, bytes], Awaitable[None]],
-                 erase_tables: Callable[[SubjectKind, str], Awaitable[dict[str, int]]]) -> None:
+                 publish: Callable[[bytes, bytes], Awaitable[None]] | None = None,
+                 erase_tables: Callable[[SubjectKind, str], Awaitable[dict[str, int]]]
+                 | None = None) -> None:
         self.erased = erased
         self.stage = stage
         self.metrics = metrics
         self.gate = gate  # held by the agent while it decodes and applies a batch
         self.drain = drain  # returns once every batch taken so far is stored
-        self.publish = publish  # (key, value) on the erasures topic, acknowledged
-        self.erase_tables = erase_tables  # ClickHouse's half, on the writer's thread
+        # (key, value) on the erasures topic, acknowledged; and ClickHouse's half, on the
+        # writer's thread: only where the database is written (radar store)
+        self.publish = publish
+        self.erase_tables = erase_tables
 
     async def erase(self, kind: SubjectKind, subject_id: str) -> dict[str, int]:
-        """The whole erasure, in a worker that holds the database: the record for every
-        worker, the engine's half here, then the tables. Returns the rows removed per table."""
+        """The whole erasure, in the store that holds the database: the record for every
+        worker, this process's half (nothing decoded before it is stored after it), then the
+        tables. Returns the rows removed per table."""
+        assert self.publish is not None and self.erase_tables is not None, "not a store"
         digest = subject_hash(kind, subject_id)
         await self.publish(*erasure_record(kind, digest, datetime.now(UTC)))
         await self.apply(kind, digest)
@@ -174,20 +182,34 @@ class Eraser:
         self.metrics.erasures.inc()
 
 
+def erasure_partitions(settings: Settings) -> set[int]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap.split(","))
+    try:
+        return set(consumer.partitions_for_topic(settings.topics.erasures) or ())
+    finally:
+        consumer.close()
+
+
 async def follow_erasures(settings: Settings, eraser: Eraser, start: dict[int, int]) -> None:
-    """Apply the erasure records that arrive while the worker runs (from another worker, or
-    from ``radar erase`` without a worker)."""
+    """Apply the erasure records that arrive while the process runs (from ``radar erase``,
+    through a store or without one). Runs until cancelled."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     topic = settings.topics.erasures
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
                                 enable_auto_commit=False)
+    # the partitions read_erasures read (it made sure the topic exists); aiokafka's metadata of
+    # a consumer without subscription does not name the topic, so it is not asked
+    partitions = set(start)
+    while not partitions:
+        partitions = await asyncio.to_thread(erasure_partitions, settings)
+        if not partitions:
+            await asyncio.sleep(1)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            return
         consumer.assign(tps)
         for tp in tps:
             consumer.seek(tp, start.get(tp.partition, 0))
@@ -201,12 +223,11 @@ async def follow_erasures(settings: Settings, eraser: Eraser, start: dict[int, i
         await consumer.stop()
 
 
-def publish_erasure(settings: Settings, kind: SubjectKind, subject_id: str) -> None:
-    """The record on the erasures topic, acknowledged by the broker."""
+def send_erasure_record(settings: Settings, key: bytes, value: bytes) -> None:
+    """A record on the erasures topic, acknowledged by the broker."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
-    key, value = erasure_record(kind, subject_hash(kind, subject_id), datetime.now(UTC))
     try:
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap.split(","),
                                  acks="all", max_block_ms=15_000)
@@ -221,24 +242,25 @@ def publish_erasure(settings: Settings, kind: SubjectKind, subject_id: str) -> N
             "was erased; start Kafka and run it again") from exc
 
 
-def erase_through_worker(url: str, kind: SubjectKind, subject_id: str,
-                         token: str | None) -> dict[str, int]:
-    from streams.worker import WorkerRefused, WorkerUnreachable, post_to_worker
+def erase_through_store(url: str, kind: SubjectKind, subject_id: str,
+                        token: str | None) -> dict[str, int]:
+    from streams.store_client import StoreRefused, StoreUnreachable, post_to_store
 
     try:
-        answer = post_to_worker(url, "/erase", {"kind": kind, "id": subject_id}, token,
-                                timeout=600)
-    except WorkerRefused as exc:
+        answer = post_to_store(url, "/erase", {"kind": kind, "id": subject_id}, token,
+                               timeout=600)
+    except StoreRefused as exc:
         raise ErasureError(str(exc)) from exc
-    except WorkerUnreachable as exc:
-        raise NoWorker(str(exc)) from exc
+    except StoreUnreachable as exc:
+        raise NoStore(str(exc)) from exc
     removed: dict[str, int] = answer["removed"]
     return removed
 
 
 def erase_here(settings: Settings, kind: SubjectKind, subject_id: str) -> dict[str, int]:
-    """No worker holds the database: the record for the engine, then the tables here."""
-    publish_erasure(settings, kind, subject_id)
+    """No store holds the database: the record for the engine, then the tables here."""
+    key, value = erasure_record(kind, subject_hash(kind, subject_id), datetime.now(UTC))
+    send_erasure_record(settings, key, value)
     client = open_client(settings.dsn)
     try:
         init_schema(client, settings.events_ttl_days)  # the receipts table, if new
@@ -248,18 +270,18 @@ def erase_here(settings: Settings, kind: SubjectKind, subject_id: str) -> dict[s
 
 
 def run_erase(settings: Settings, kind: SubjectKind, subject_id: str) -> dict[str, int]:
-    from streams.worker import read_worker_state
+    from streams.store_client import read_store_state
 
     token = settings.sql_token.get_secret_value() if settings.sql_token else None
     if settings.embedded:
-        state = read_worker_state(settings)
+        state = read_store_state(settings)
         if state is not None:  # it holds the database: only it can erase there
-            return erase_through_worker(str(state["url"]), kind, subject_id, token)
+            return erase_through_store(str(state["url"]), kind, subject_id, token)
     else:
-        # a worker writing to the same server erases after its own writes in flight
+        # a store writing to the same server erases after its own writes in flight
         try:
-            return erase_through_worker(settings.web_url, kind, subject_id, token)
-        except NoWorker:
+            return erase_through_store(settings.store_url, kind, subject_id, token)
+        except NoStore:
             pass
     return erase_here(settings, kind, subject_id)
 

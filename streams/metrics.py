@@ -121,6 +121,11 @@ class Metrics:
         self.erasures = Counter(
             "radar_erasures", "Erasures applied to the engine's state.", registry=r,
         )
+        self.store_skipped = Counter(
+            "radar_store_skipped", "Messages radar store could not read as their topic's "
+            "kind (e.g. a signal that is not one), by topic; logged, not stored.", ["topic"],
+            registry=r,
+        )
         self.held_events = Gauge(
             "radar_events_held",
             "Events waiting in the reorder buffers for the partition watermark.", registry=r,

@@ -1,24 +1,22 @@
-"""What the agents do with a batch: decode, dead-letter, store, count — in that order.
+"""Decoding a batch of input messages, and the worker's half of it: the dead letters.
 
-Offsets are acknowledged by the agent only after a batch method here returns, i.e. after the
-dead letters are on the dead-letter topic and the rows are in ClickHouse. A crash before that
-means the batch is read again, and the idempotent sink stores it once.
+The worker acknowledges a batch only after its dead letters are on the dead-letter topic (and
+its events applied, see streams.signal_stage); ``radar store`` decodes the same messages the
+same way (the judgement of a message depends on the message alone) and stores the valid ones.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from processors.erasure import Erased
 from processors.ingest import IngestBatch, RawMessage, count_by, ingest
-from schemas.dead_letter import DeadLetter, from_message
 from schemas.decode import EventTimeBounds
-from sinks.clickhouse import ClickHouseWriter
 from streams.metrics import Metrics
 from streams.settings import Settings
 
@@ -43,14 +41,13 @@ def headers_list(headers: Any) -> list[tuple[str, bytes]]:
 @dataclass
 class IngestPipeline:
     settings: Settings
-    writer: ClickHouseWriter
     metrics: Metrics
-    send_dead_letter: SendDeadLetter
+    send_dead_letter: SendDeadLetter | None = None
     clock: Clock = _utc_now
-    # next offset to store per (topic, partition): what the lag gauge measures against
-    stored_through: dict[tuple[str, int], int] = field(default_factory=dict)
     # erased people and accounts: their events are dropped here (acknowledged, not stored)
     erased: Erased = field(default_factory=Erased)
+    # radar_events_consumed counts what the workers read (the store decodes the same again)
+    count_consumed: bool = True
 
     def decode(self, messages: Sequence[RawMessage]) -> IngestBatch:
         """Valid events and dead letters (each message decoded once, for rows and signals)."""
@@ -58,50 +55,26 @@ class IngestPipeline:
             messages,
             max_bytes=self.settings.max_message_bytes,
             topic_for_type=self.settings.topics.for_type,
-            # the wall clock once per batch: the latest plausible event time
+            # a message without a timestamp is judged by the wall clock, read once per batch
             time_bounds=EventTimeBounds(earliest=self.settings.earliest_event_time,
                                         now=self.clock(),
                                         max_future_seconds=self.settings.max_future_seconds),
         )
-        for topic, n in Counter(m.topic for m in messages).items():
-            self.metrics.events_consumed.labels(topic).inc(n)
+        if self.count_consumed:
+            for topic, n in Counter(m.topic for m in messages).items():
+                self.metrics.events_consumed.labels(topic).inc(n)
         if self.erased:
             kept = self.erased.scrub(batch.accepted)
             self.metrics.events_erased.inc(len(batch.accepted) - len(kept))
             batch.accepted = kept
         return batch
 
-    async def store(self, messages: Sequence[RawMessage], batch: IngestBatch) -> None:
-        """Dead letters on their topic, valid events in ClickHouse."""
-        if batch.rejected:
-            # on the topic before the offsets are committed; stored by the dead-letter agent
-            await asyncio.gather(
-                *[self.send_dead_letter(dl.key, dl.payload, dl.headers()) for dl in batch.rejected]
-            )
-            for reason, n in count_by(batch.rejected).items():
-                self.metrics.events_rejected.labels(reason).inc(n)
-        if batch.accepted:
-            result = await self.writer.write_events(batch.accepted)
-            self.metrics.record_write(result)
-            stored_at = self.clock()
-            observe = self.metrics.event_to_stored.observe
-            for accepted in batch.accepted:
-                observe(max(0.0, (stored_at - accepted.event.occurred_at).total_seconds()))
-        self._advance(messages)
-
-    async def handle_dead_letters(self, messages: Sequence[RawMessage],
-                                  headers: Sequence[list[tuple[str, bytes]]]) -> None:
-        letters: list[tuple[DeadLetter, datetime]] = []
-        for message, hdrs in zip(messages, headers, strict=True):
-            dl = from_message(hdrs, message.key, message.value,
-                              fallback_id=f"{message.topic}:{message.partition}:{message.offset}")
-            letters.append((dl, message.timestamp or self.clock()))
-        result = await self.writer.write_dead_letters(letters)
-        self.metrics.record_write(result)
-        self._advance(messages)
-
-    def _advance(self, messages: Iterable[RawMessage]) -> None:
-        for message in messages:
-            key = (message.topic, message.partition)
-            if message.offset + 1 > self.stored_through.get(key, -1):
-                self.stored_through[key] = message.offset + 1
+    async def dead_letter(self, batch: IngestBatch) -> None:
+        """The batch's refused messages on the dead-letter topic (``radar store`` keeps them)."""
+        if not batch.rejected:
+            return
+        assert self.send_dead_letter is not None, "a pipeline that dead-letters sends them"
+        await asyncio.gather(
+            *[self.send_dead_letter(dl.key, dl.payload, dl.headers()) for dl in batch.rejected])
+        for reason, n in count_by(batch.rejected).items():
+            self.metrics.events_rejected.labels(reason).inc(n)

@@ -1,7 +1,7 @@
-"""``radar sql``: answer a read-only query, through the running worker when it holds the database.
+"""``radar sql``: answer a read-only query, through the running store when it holds the database.
 
-Embedded ClickHouse can be open in one process only. When a worker runs, it holds it, so the
-query goes to the worker's ``/sql`` endpoint; otherwise (or with a server DSN) it is run here.
+Embedded ClickHouse can be open in one process only. When ``radar store`` runs, it holds it, so
+the query goes to the store's ``/sql`` endpoint; otherwise (or with a server DSN) it is run here.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import Any
 from sinks.analyst import AnalystQueries, QueryFailed
 from sinks.readonly import check_read_only
 from streams.settings import Settings
-from streams.worker import (
-    WorkerRefused,
-    WorkerUnreachable,
-    post_to_worker,
+from streams.store_client import (
+    StoreRefused,
+    StoreUnreachable,
+    post_to_store,
     query_limits,
-    read_worker_state,
+    read_store_state,
 )
 
 Result = tuple[list[str], list[Sequence[Any]]]
@@ -31,23 +31,23 @@ class QueryError(RuntimeError):
 ANSWER_MARGIN_S = 30.0
 
 
-def _through_worker(url: str, sql: str, timeout: float, token: str | None) -> Result:
+def _through_store(url: str, sql: str, timeout: float, token: str | None) -> Result:
     try:
-        body = post_to_worker(url, "/sql", {"sql": sql}, token, timeout)
-    except (WorkerRefused, WorkerUnreachable) as exc:
+        body = post_to_store(url, "/sql", {"sql": sql}, token, timeout)
+    except (StoreRefused, StoreUnreachable) as exc:
         raise QueryError(str(exc)) from exc
     return list(body["columns"]), [list(r) for r in body["rows"]]
 
 
 def run_query(settings: Settings, sql: str) -> Result:
     """Answer an analyst query (judged and bounded as ``sinks.analyst`` says), through the
-    running worker when it holds the embedded database, else here."""
+    running store when it holds the embedded database, else here."""
     statement = check_read_only(sql)  # the clear message before anything is opened
     if settings.embedded:
-        state = read_worker_state(settings)
+        state = read_store_state(settings)
         if state is not None:
             token = settings.sql_token.get_secret_value() if settings.sql_token else None
-            return _through_worker(str(state["url"]), statement,
+            return _through_store(str(state["url"]), statement,
                                    settings.sql_max_seconds + ANSWER_MARGIN_S, token)
     queries = AnalystQueries(settings.dsn, query_limits(settings))
     try:

@@ -62,7 +62,8 @@ class Settings(BaseModel):
     signals: bool = True
     max_message_bytes: int = Field(default=512 * 1024, ge=1024, le=64 * 1024 * 1024)
     web_host: str = "127.0.0.1"
-    web_port: int = Field(default=6066, ge=1, le=65535)
+    web_port: int = Field(default=6066, ge=1, le=65535)  # the worker's /metrics
+    store_port: int = Field(default=6067, ge=1, le=65535)  # radar store's /metrics, /sql, /erase
     log_level: str = Field(default="warn", pattern=r"^(crit|error|warn|info|debug)$")
     rules: Path | None = None  # the signal rules file (read by the signal engine)
     # analyst SQL (radar sql, /sql): bounds of one query, and the bearer token /sql requires
@@ -115,6 +116,11 @@ class Settings(BaseModel):
         return self.kafka_controller_port or self.kafka_port + 1
 
     @property
+    def store_group(self) -> str:
+        """The consumer group of ``radar store`` (the workers' is ``app_id``)."""
+        return f"{self.app_id}.store"
+
+    @property
     def topics(self) -> TopicNames:
         return TopicNames(self.topic_prefix)
 
@@ -130,8 +136,17 @@ class Settings(BaseModel):
 
     @property
     def web_url(self) -> str:
-        host = "127.0.0.1" if self.web_host in ("0.0.0.0", "::") else self.web_host
-        return f"http://{host}:{self.web_port}"
+        """The worker's web server."""
+        return f"http://{self._web_address}:{self.web_port}"
+
+    @property
+    def store_url(self) -> str:
+        """``radar store``'s web server."""
+        return f"http://{self._web_address}:{self.store_port}"
+
+    @property
+    def _web_address(self) -> str:
+        return "127.0.0.1" if self.web_host in ("0.0.0.0", "::") else self.web_host
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

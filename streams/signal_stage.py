@@ -14,13 +14,13 @@ nothing, whatever is still held (a source's order is part of the data; how sourc
 is delivery). An event behind the watermark (its source was idle) is judged by the engine
 against the account's state.
 
-Messages are acknowledged only after their effects are emitted and stored; the engine skips
-events it has already applied (a redelivery), so at-least-once delivery counts each once.
-Emitting and storing run behind the engine: while one batch's signals and states are written,
-the next batch is already applied. What a batch stores is copied when it is applied; its
-signals go to Kafka and ClickHouse alongside other batches' writes, and its states are saved
-after its signals and after the previous batch's states, so a saved state never runs ahead of
-the signals of the events it includes.
+Messages are acknowledged only after their effects are on Kafka (signals, alerts, tiers,
+the account-state topic and the state changelog; ClickHouse is ``radar store``'s business);
+the engine skips events it has already applied (a redelivery), so at-least-once delivery
+counts each once. Emitting runs behind the engine: while one batch's signals and states are
+sent, the next batch is already applied. What a batch sends is copied when it is applied; its
+states are saved after its signals and after the previous batch's states, so a saved state
+never runs ahead of the signals of the events it includes.
 """
 
 from __future__ import annotations
@@ -45,8 +45,7 @@ from processors.tiers import tier_of
 from processors.watermark import EventClock, ReorderBuffer, Source
 from schemas.events import InputEvent
 from schemas.signals import Signal, TierChange
-from sinks.clickhouse import ClickHouseWriter
-from sinks.rows import AccountView
+from sinks.rows import AccountView, account_state_json
 from streams.metrics import Metrics
 from streams.settings import Settings
 
@@ -94,7 +93,6 @@ class SignalStage:
         settings: Settings,
         rules: Rules,
         table: StateTable,
-        writer: ClickHouseWriter,
         metrics: Metrics,
         send: Send,
         sources: Sources,
@@ -108,7 +106,6 @@ class SignalStage:
         self.dropped: list[tuple[str, int]] = []  # erased accounts whose state is to delete
         self.rules = rules
         self.table = table  # account_id -> {"p": partition, "s": AccountState.to_dict()}
-        self.writer = writer
         self.metrics = metrics
         self.send = send
         self.sources = sources
@@ -409,23 +406,21 @@ class SignalStage:
                     states: list[tuple[str, int, int, dict[str, Any] | None]]) -> None:
         """Signals out, then the states: a state that is saved means its signals are out, so a
         crash in between only repeats signals (same ids), never loses them."""
-        await asyncio.gather(self._emit(result),
-                             self._store_signals(result.signals + result.withdrawn))
+        await self._emit(result)
         if previous is not None:
             await previous  # an account's later state is never overwritten by an earlier one
         for account_id, partition, revoked, value in states:
             if self.revocations.get(partition, 0) == revoked:  # still ours since applied
                 self.table.put(account_id, partition, value)
 
-    async def _store_signals(self, signals: list[Signal]) -> None:
-        if signals:
-            self.metrics.record_write(await self.writer.write_signals(signals))
-
     async def _persist(self, saving: asyncio.Future[None], result: BatchResult,
                        views: list[AccountView], version: int) -> list[Any]:
         await saving
-        if views:  # versioned when applied: batches written out of order still rank right
-            self.metrics.record_write(await self.writer.write_account_states(views, version))
+        if views:  # versioned when applied: a store that reads them out of order ranks right
+            topic = self.settings.topics.account_state
+            await asyncio.gather(*[
+                self.send(topic, view.state.account_id.encode(),
+                          account_state_json(view, version)) for view in views])
         return result.released
 
     def _view(self, state: AccountState) -> AccountView:

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from streams import kafka_local
+from streams.launch import LaunchError, launch, metrics_url, wait_until_stored
 from streams.query import run_query
 from streams.settings import Settings, load_settings
 
@@ -61,6 +62,8 @@ class RadarEnv:
     env: dict[str, str]
     tmp: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    stores: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def settings(self) -> Settings:
@@ -78,36 +81,47 @@ class RadarEnv:
         base = {k: v for k, v in os.environ.items() if not k.startswith("RADAR_")}
         return {**base, **self.env}
 
+    def _launch(self, command: str, timeout: float) -> subprocess.Popen[bytes]:
+        n = sum(1 for p in self.tmp.glob(f"{command}-*.log"))
+        try:
+            proc = launch(command, self.settings, self.tmp / f"{command}-{n}.log",
+                          self.full_env(), cwd=REPO, timeout=timeout)
+        except LaunchError as exc:
+            raise AssertionError(f"{exc}\n{self.worker_log()}") from exc
+        self.processes.append(proc)
+        return proc
+
     def start_worker(self, timeout: float = 60) -> subprocess.Popen[bytes]:
-        log = open(self.tmp / f"worker-{len(self.workers)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], env=self.full_env(), cwd=REPO,
-            stdout=log, stderr=subprocess.STDOUT,
-        )
+        """``radar worker``: the engine alone (Kafka in, Kafka out)."""
+        proc = self._launch("worker", timeout)
         self.workers.append(proc)
-        url = f"http://127.0.0.1:{self.env['RADAR_WEB_PORT']}/metrics"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError(f"worker exited with {proc.returncode}:\n{self.worker_log()}")
-            try:
-                with urllib.request.urlopen(url, timeout=1):
-                    return proc
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError(f"worker did not serve /metrics in {timeout}s:\n{self.worker_log()}")
+        return proc
+
+    def start_store(self, timeout: float = 60) -> subprocess.Popen[bytes]:
+        """``radar store``: ClickHouse from the topics; it answers ``radar sql``."""
+        proc = self._launch("store", timeout)
+        self.stores.append(proc)
+        return proc
+
+    def start(self) -> subprocess.Popen[bytes]:
+        """The pipeline as a user runs it: a store (unless one runs) and a worker; returns
+        the worker."""
+        if not any(p.poll() is None for p in self.stores):
+            self.start_store()
+        return self.start_worker()
 
     def worker_log(self) -> str:
-        logs = sorted(self.tmp.glob("worker-*.log"))
-        return "\n".join(p.read_text(errors="replace")[-4000:] for p in logs)
+        logs = sorted(self.tmp.glob("worker-*.log")) + sorted(self.tmp.glob("store-*.log"))
+        return "\n".join(f"== {p.name}\n" + p.read_text(errors="replace")[-4000:]
+                         for p in logs)
 
-    def stop_worker(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
+    def stop(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
         proc.send_signal(sig)
         return proc.wait(timeout=60)
 
-    def metrics(self) -> str:
-        url = f"http://127.0.0.1:{self.env['RADAR_WEB_PORT']}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as r:
+    def metrics(self, command: str = "worker") -> str:
+        """The worker's /metrics (or the store's)."""
+        with urllib.request.urlopen(metrics_url(self.settings, command), timeout=5) as r:
             return str(r.read().decode())
 
     def sql(self, query: str) -> list[Sequence[Any]]:
@@ -117,11 +131,9 @@ class RadarEnv:
         return self.sql(query)[0][0]
 
     def wait_caught_up(self, timeout: float = 120) -> None:
-        """Until the worker's group committed every input message: all of it is processed
-        and stored (the worker commits only after that)."""
-        from streams.demo import wait_until_committed
-
-        wait_until_committed(self.settings, self.settings.topics.inputs, timeout=timeout)
+        """Until every input message is processed by the workers and all they made of it is
+        stored (streams.launch)."""
+        wait_until_stored(self.settings, timeout=timeout)
 
     def wait_for(self, query: str, until: Callable[[Any], bool], timeout: float = 90) -> Any:
         deadline = time.monotonic() + timeout
@@ -151,6 +163,7 @@ def radar(broker: Settings, tmp_path: Path) -> Iterator[RadarEnv]:
             # tests publish every source themselves: idle after a few seconds, not half a minute
             "RADAR_IDLE_SOURCE_SECONDS": "3",
             "RADAR_WEB_PORT": str(free_port()),
+            "RADAR_STORE_PORT": str(free_port()),
             "RADAR_BATCH_MAX_ROWS": "1000",
             "RADAR_LOG_LEVEL": "info",
         },
@@ -158,7 +171,7 @@ def radar(broker: Settings, tmp_path: Path) -> Iterator[RadarEnv]:
     )
     kafka_local.create_topics(env.settings, say=lambda _: None)
     yield env
-    for proc in env.workers:
+    for proc in env.processes:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)

@@ -100,7 +100,7 @@ def test_erasing_a_person_while_the_worker_runs_leaves_no_trace(radar: RadarEnv)
     assert "radar_events_erased_total 4.0" in radar.metrics()
 
     # a restart reads the erasure before any event
-    radar.stop_worker(radar.workers[-1])
+    radar.stop(radar.workers[-1])
     radar.start_worker()
     publish(radar, [{**e, "event_id": f"third-{e['event_id']}"} for e in world(0)])
     radar.wait_caught_up()
@@ -114,7 +114,7 @@ def test_erasing_an_account_without_a_worker_reaches_the_engine_at_its_next_star
     worker = radar.start_worker()
     radar.wait_caught_up()
     assert radar.scalar("SELECT count() FROM account_state FINAL WHERE account_id = 'acct-2'") == 1
-    assert radar.stop_worker(worker) == 0
+    assert radar.stop(worker) == 0
 
     erased = radar.run("erase", "--account", "acct-2")
     assert erased.returncode == 0, erased.stderr

@@ -1,4 +1,5 @@
-"""The worker on real Kafka and embedded ClickHouse: nothing lost, nothing duplicated."""
+"""The worker and the store on real Kafka and embedded ClickHouse: nothing lost, nothing
+duplicated."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def test_valid_events_land_once_and_every_bad_message_is_a_dead_letter(radar: Ra
     p.flush()
     assert not invalid
 
-    radar.start_worker()
+    radar.start()
     radar.wait_for("SELECT count() FROM events", lambda n: n >= len(valid))
     radar.wait_for("SELECT count() FROM dead_letters", lambda n: n >= len(expected_offsets))
     time.sleep(1.5)  # anything extra would show up now
@@ -109,12 +110,14 @@ def test_valid_events_land_once_and_every_bad_message_is_a_dead_letter(radar: Ra
     assert set(on_topic) == expected_offsets
     assert on_topic[next(k for k in expected_offsets if k[3] == "malformed_json")] == b"{not json"
 
-    text = radar.metrics()
+    text = radar.metrics()  # the worker's: what it read and refused
     consumed = sum(metric(text, "radar_events_consumed_total", topic=t) for t in topics.inputs)
     assert consumed == len(valid) + len(expected_offsets)
     assert metric(text, "radar_events_rejected_total", reason="oversize") == 2
     assert metric(text, "radar_events_rejected_total", reason="implausible_time") == 1
     assert metric(text, "radar_events_rejected_total", reason="wrong_topic") == 1
+    assert not re.search(r"^radar_rows_written_total", text, re.M)  # it writes no database
+    text = radar.metrics("store")  # the store's: what it wrote
     assert metric(text, "radar_rows_written_total", table="events") == len(valid)
     assert metric(text, "radar_rows_written_total", table="dead_letters") == len(expected_offsets)
     assert metric(text, "radar_insert_batch_rows_count", table="events") >= 1
@@ -127,12 +130,12 @@ def test_valid_events_land_once_and_every_bad_message_is_a_dead_letter(radar: Ra
     deadline = time.monotonic() + 15
     while not lag_line.search(text) and time.monotonic() < deadline:
         time.sleep(0.5)
-        text = radar.metrics()
+        text = radar.metrics("store")
     lags = [float(v) for v in lag_line.findall(text)]
     assert len(lags) == 6 and all(v == 0 for v in lags), lags
 
 
-def test_sigkill_mid_stream_then_restart_loses_nothing_and_duplicates_nothing(
+def test_sigkill_of_worker_and_store_mid_stream_then_restart_loses_and_duplicates_nothing(
     radar: RadarEnv,
 ) -> None:
     total = 20_000
@@ -150,18 +153,19 @@ def test_sigkill_mid_stream_then_restart_loses_nothing_and_duplicates_nothing(
         p.flush()
         published.set()
 
-    worker = radar.start_worker()
+    worker = radar.start()
+    [store] = radar.stores
     feeder = threading.Thread(target=publish_slowly, daemon=True)
     feeder.start()
     stored = radar.wait_for("SELECT count() FROM events", lambda n: n >= 2_000)
-    assert stored < total, "the worker must be killed mid-stream"
-    assert radar.stop_worker(worker, signal.SIGKILL) == -signal.SIGKILL
+    assert stored < total, "the processes must be killed mid-stream"
+    assert radar.stop(worker, signal.SIGKILL) == -signal.SIGKILL
+    assert radar.stop(store, signal.SIGKILL) == -signal.SIGKILL
 
-    radar.start_worker()
+    radar.start()
     feeder.join(timeout=120)
     assert published.is_set()
-    radar.wait_for("SELECT count() FROM events FINAL", lambda n: n >= total, timeout=120)
-    time.sleep(2)  # redelivered batches, if any, would land now
+    radar.wait_caught_up(timeout=180)
 
     assert radar.scalar("SELECT uniqExact(event_id) FROM events") == total
     assert radar.scalar("SELECT count() FROM events FINAL") == total
@@ -170,15 +174,23 @@ def test_sigkill_mid_stream_then_restart_loses_nothing_and_duplicates_nothing(
     assert radar.scalar(
         "SELECT count() FROM (SELECT event_id FROM events GROUP BY event_id HAVING count() > 1)"
     ) == 0
+    # signals too: a signal the killed worker sent again has the same id, stored once
+    signals = radar.scalar("SELECT count() FROM signals FINAL")
+    assert signals > 0
+    assert radar.scalar("SELECT count() FROM signals") == signals
+    # every account that had an event has its state
+    assert radar.scalar("SELECT count() FROM account_state FINAL") == \
+        radar.scalar("SELECT uniqExact(account_id) FROM events")
 
 
-def test_radar_sql_answers_while_the_worker_runs_and_refuses_writes(radar: RadarEnv) -> None:
+def test_radar_sql_answers_while_the_store_runs_and_refuses_writes(radar: RadarEnv) -> None:
     p = producer(radar)
     for i in range(50):
         e = event(i)
         p.send(radar.settings.topics.for_type(e["type"]), value=encode(e))
     p.flush()
-    worker = radar.start_worker()
+    radar.start()
+    [store] = radar.stores
     radar.wait_for("SELECT count() FROM events", lambda n: n == 50)
 
     answer = radar.run("sql", "SELECT count() AS n FROM events", "--format", "tsv")
@@ -197,10 +209,10 @@ def test_radar_sql_answers_while_the_worker_runs_and_refuses_writes(radar: Radar
     assert sneaky.returncode == 2
     assert "INTO OUTFILE is not allowed" in sneaky.stderr
     assert not target.exists()
-    assert radar.scalar("SELECT count() FROM events") == 50  # the worker is unharmed
+    assert radar.scalar("SELECT count() FROM events") == 50  # the store is unharmed
 
-    assert radar.stop_worker(worker) == 0
-    # with no worker running, radar sql opens the database itself
+    assert radar.stop(store) == 0
+    # with no store running, radar sql opens the database itself
     direct = radar.run("sql", "SELECT count() FROM events", "--format", "tsv")
     assert direct.returncode == 0, direct.stderr
     assert direct.stdout.split()[-1] == "50"
@@ -224,7 +236,7 @@ def test_publish_routes_by_type_and_dead_letters_lines_it_cannot_route(radar: Ra
     assert piped.returncode == 0, piped.stderr
     assert "published 1 messages" in piped.stdout
 
-    radar.start_worker()
+    radar.start()
     radar.wait_for("SELECT count() FROM events", lambda n: n == 41)
     rows = radar.wait_for("SELECT count() FROM dead_letters", lambda n: n == 2)
     assert rows == 2

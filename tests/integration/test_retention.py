@@ -34,12 +34,12 @@ def test_the_worker_keeps_events_for_the_days_set_and_drops_the_ttl_when_unset(
     radar.wait_for("SELECT count() FROM dead_letters", lambda n: n == 1)
     radar.wait_caught_up()
     assert "TTL" not in show_events(radar)
-    assert radar.stop_worker(worker) == 0
+    assert radar.stop(worker) == 0
 
     radar.env["RADAR_EVENTS_TTL_DAYS"] = "30"
     worker = radar.start_worker()
     assert f"TTL {ttl_expression('occurred_at', 30)}" in show_events(radar)
-    assert radar.stop_worker(worker) == 0
+    assert radar.stop(worker) == 0
     client = open_client(radar.settings.dsn)
     try:
         for table in ("events", "dead_letters"):
@@ -53,4 +53,4 @@ def test_the_worker_keeps_events_for_the_days_set_and_drops_the_ttl_when_unset(
     worker = radar.start_worker()
     assert "TTL" not in show_events(radar)
     assert "TTL" not in str(radar.scalar("SHOW CREATE TABLE dead_letters"))
-    assert radar.stop_worker(worker) == 0
+    assert radar.stop(worker) == 0

@@ -131,7 +131,7 @@ def test_replaying_the_same_events_yields_the_same_signals(radar: RadarEnv) -> N
     radar.wait_caught_up()
     once = signal_set(radar)
     assert {s[2] for s in once} >= {"champion_left", "succession_overdue", "pricing_page_visit"}
-    assert radar.stop_worker(first) == 0
+    assert radar.stop(first) == 0
 
     # the same events again, read by a fresh consumer group into a fresh database
     radar.env["RADAR_APP_ID"] += "-replay"
@@ -152,7 +152,7 @@ def test_sigkill_mid_stream_yields_the_same_signals_as_an_uninterrupted_run(
     radar.wait_caught_up()
     expected = signal_set(radar)
     assert sum(1 for s in expected if s[2] == "succession_overdue") == 4
-    assert radar.stop_worker(reference) == 0
+    assert radar.stop(reference) == 0
 
     # the same world on fresh topics, with the worker killed halfway through
     radar.env["RADAR_TOPIC_PREFIX"] += "k"
@@ -163,7 +163,7 @@ def test_sigkill_mid_stream_yields_the_same_signals_as_an_uninterrupted_run(
     publish(radar, history[:half])
     worker = radar.start_worker()
     radar.wait_for("SELECT count() FROM signals", lambda n: n >= 5)
-    assert radar.stop_worker(worker, os_signal.SIGKILL) == -os_signal.SIGKILL
+    assert radar.stop(worker, os_signal.SIGKILL) == -os_signal.SIGKILL
     publish(radar, history[half:])
     radar.start_worker()
     radar.wait_caught_up()

@@ -74,8 +74,10 @@ def alert_rules() -> list[dict[str, Any]]:
 
 
 def worker_job() -> str:
+    """The job scraping every worker replica (found by the service name)."""
     jobs = [job["job_name"] for job in load_yaml(PROMETHEUS)["scrape_configs"]
-            for sc in job.get("static_configs", []) if "worker:6066" in sc["targets"]]
+            for sd in job.get("dns_sd_configs", []) if sd["names"] == ["worker"]
+            and sd["port"] == 6066]
     assert len(jobs) == 1
     return str(jobs[0])
 
@@ -396,22 +398,24 @@ def test_compose_does_not_start_without_each_password_and_the_token(name: str) -
             compose_with(missing)
 
 
-def test_the_worker_listens_beyond_loopback_with_the_token_as_the_writer() -> None:
+def test_the_store_listens_beyond_loopback_with_the_token_as_the_writer() -> None:
     from sinks.grants import WRITER, dsn_database
     from streams.settings import load_settings
 
-    for service in ("worker", "radar-db-init"):
+    for service in ("store", "radar-db-init"):
         radar = {k: v for k, v in service_env(service).items() if k.startswith("RADAR_")}
         settings = load_settings(radar)
         dsn = urlparse(settings.dsn)
         assert (dsn.username, dsn.password) == (WRITER, COMPOSE_ENV["CLICKHOUSE_WRITER_PASSWORD"])
         assert dsn_database(settings.dsn) == "radar"
         assert settings.events_ttl_days is None  # retention only when RADAR_EVENTS_TTL_DAYS is set
-    worker = load_settings({k: v for k, v in service_env("worker").items() if k.startswith("RADAR_")})
-    assert not worker.web_on_loopback
-    assert worker.sql_token is not None
-    assert worker.sql_token.get_secret_value() == COMPOSE_ENV["RADAR_SQL_TOKEN"]
-    with_ttl = service_env("worker", {**COMPOSE_ENV, "RADAR_EVENTS_TTL_DAYS": "30"})
+    store = load_settings({k: v for k, v in service_env("store").items() if k.startswith("RADAR_")})
+    assert not store.web_on_loopback
+    assert store.sql_token is not None
+    assert store.sql_token.get_secret_value() == COMPOSE_ENV["RADAR_SQL_TOKEN"]
+    # the workers get no database at all
+    assert "RADAR_CLICKHOUSE_DSN" not in service_env("worker")
+    with_ttl = service_env("store", {**COMPOSE_ENV, "RADAR_EVENTS_TTL_DAYS": "30"})
     assert load_settings({k: v for k, v in with_ttl.items() if k.startswith("RADAR_")}
                          ).events_ttl_days == 30
 

@@ -21,37 +21,56 @@ def compose() -> dict[str, Any]:
 
 def test_compose_runs_the_whole_stack_with_healthchecks() -> None:
     services = compose()["services"]
-    for name in ("kafka", "kafka-init", "clickhouse", "radar-db-init", "worker", "prometheus",
-                 "grafana"):
+    for name in ("kafka", "kafka-init", "clickhouse", "radar-db-init", "worker", "store",
+                 "prometheus", "grafana"):
         assert name in services, name
-    for name in ("kafka", "clickhouse", "worker", "prometheus", "grafana"):
+    for name in ("kafka", "clickhouse", "worker", "store", "prometheus", "grafana"):
         assert "healthcheck" in services[name], name
     assert services["kafka"]["image"].startswith("apache/kafka:4.")
     assert services["worker"]["command"] == ["radar", "worker"]
+    assert services["store"]["command"] == ["radar", "store"]
 
 
-def test_compose_radar_variables_are_settings_the_worker_accepts() -> None:
-    env = compose()["services"]["worker"]["environment"]
+def concrete(env: dict[str, Any]) -> Settings:
     radar_vars = {k: str(v) for k, v in env.items() if k.startswith(PREFIX)}
-    assert "RADAR_KAFKA_BOOTSTRAP" in radar_vars and "RADAR_CLICKHOUSE_DSN" in radar_vars
-    concrete = {k: re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", v) for k, v in radar_vars.items()}
-    settings: Settings = load(concrete)
-    assert not settings.embedded
-    assert settings.web_port == 6066
+    values = {k: re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", v) for k, v in radar_vars.items()}
+    values = {k: re.sub(r"\$\{[A-Z_]+:\?[^}]*\}", "secret-for-the-test-only", v)
+              for k, v in values.items()}
+    return load(values)
+
+
+def test_the_workers_scale_and_get_no_database() -> None:
+    worker = compose()["services"]["worker"]
+    env = worker["environment"]
+    assert "RADAR_KAFKA_BOOTSTRAP" in env and "RADAR_CLICKHOUSE_DSN" not in env
+    assert concrete(env).web_port == 6066
+    assert str(worker["deploy"]["replicas"]).startswith("${RADAR_WORKERS:-")
+    assert "ports" not in worker  # replicas cannot share a host port
+    assert "radar-db-init" not in worker["depends_on"]  # nothing of ClickHouse
+
+
+def test_the_store_writes_the_server_as_the_writer_with_a_token() -> None:
+    store = compose()["services"]["store"]
+    settings = concrete(store["environment"])
+    assert not settings.embedded and settings.dsn.startswith("http://radar_writer:")
+    assert settings.store_port == 6067 and settings.sql_token is not None
+    assert store["ports"] == ["6067:6067"]
 
 
 def test_compose_creates_exactly_the_topics_of_the_spec() -> None:
     script = compose()["services"]["kafka-init"]["command"][0]
     created = set(re.findall(r"^\s*create (\S+)", script, re.M))
     assert created == set(load({}).topics.all())
-    assert re.search(r"create radar\.accounts --config cleanup\.policy=compact", script)
+    for compacted in ("accounts", "erasures", "account-state"):
+        assert re.search(rf"create radar\.{compacted} --config cleanup\.policy=compact", script)
 
 
-def test_prometheus_scrapes_the_worker_metrics() -> None:
+def test_prometheus_scrapes_every_worker_and_the_store() -> None:
     config = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
-    targets = [t for job in config["scrape_configs"] for sc in job.get("static_configs", [])
-               for t in sc["targets"]]
-    assert "worker:6066" in targets
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    [workers] = jobs["radar-worker"]["dns_sd_configs"]
+    assert workers["names"] == ["worker"] and workers["port"] == 6066
+    assert jobs["radar-store"]["static_configs"][0]["targets"] == ["store:6067"]
 
 
 def test_grafana_has_prometheus_and_clickhouse_datasources() -> None:

@@ -5,7 +5,6 @@ class ``implausible_time``, whatever UTC offset it is written with."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from conftest import build_event, encode
@@ -132,8 +131,7 @@ class Clock:
 
 def pipeline(env: dict[str, str], clock: Clock) -> IngestPipeline:
     settings = load_settings(env)
-    no_io: Any = None  # decode touches neither ClickHouse nor Kafka
-    return IngestPipeline(settings, no_io, Metrics(), no_io, clock=clock)
+    return IngestPipeline(settings, Metrics(), clock=clock)  # decode sends nothing
 
 
 def classes(p: IngestPipeline, *times: str) -> list[str]:

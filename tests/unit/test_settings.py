@@ -136,7 +136,7 @@ def test_the_topic_prefix_changes_every_topic_name() -> None:
     assert default.all() == [
         "radar.ad-impressions", "radar.outreach-replies", "radar.content-interactions",
         "radar.role-changes", "radar.accounts", "radar.dead-letters", "radar.signals",
-        "radar.alerts", "radar.account-tiers", "radar.erasures",
+        "radar.alerts", "radar.account-tiers", "radar.account-state", "radar.erasures",
     ]
     assert acme.all() == [name.replace("radar.", "acme.", 1) for name in default.all()]
     assert acme.dead_letters == "acme.dead-letters"

@@ -59,7 +59,7 @@ class Feed:
         self.assigned: set[Source] = {(t, p) for t in SETTINGS.topics.inputs
                                       for p in range(SETTINGS.topic_partitions)}
         self.metrics = Metrics()
-        self.stage = SignalStage(SETTINGS, DEFAULT_RULES, Table(), None,  # type: ignore[arg-type]
+        self.stage = SignalStage(SETTINGS, DEFAULT_RULES, Table(),
                                  self.metrics, None,  # type: ignore[arg-type]
                                  sources=self.sources, clock=lambda: DETECTED_AT)
         self.signals: list[dict[str, Any]] = []

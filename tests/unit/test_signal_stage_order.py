@@ -1,15 +1,14 @@
-"""The signal stage writes behind the engine, in an order that keeps restarts safe.
+"""The signal stage sends behind the engine, in an order that keeps restarts safe.
 
-A batch's states are saved (the changelog) only after its signals are on Kafka and stored,
-and after the previous batch's states, even when a later batch's writes finish first.
-ClickHouse and Kafka are stood in for here; the real ones run in tests/integration.
+A batch's states are saved (the changelog) only after its signals are on Kafka, and after the
+previous batch's states, even when a later batch's sends finish first. Kafka is stood in for
+here; the real one runs in tests/integration.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,9 +17,6 @@ from conftest import build_event
 from processors.ingest import AcceptedEvent, RawMessage
 from processors.rules import DEFAULT_RULES
 from schemas.decode import Rejection, decode_event
-from schemas.signals import Signal
-from sinks.clickhouse import WriteResult
-from sinks.rows import AccountView
 from streams.metrics import Metrics
 from streams.settings import load_settings
 from streams.signal_stage import SignalStage
@@ -62,49 +58,42 @@ class Table:
         self.data[account_id] = value
 
 
-class Writer:
-    """Signals of the accounts in ``slow`` are stored only once ``release`` is set."""
+class Kafka:
+    """Signals of the accounts in ``slow`` are acknowledged only once ``release`` is set."""
 
     def __init__(self, log: list[tuple[str, Any]], slow: set[str]) -> None:
         self.log = log
         self.slow = slow
         self.release = asyncio.Event()
-        self.versions: list[tuple[set[str], int]] = []  # accounts and version, per write
+        self.versions: dict[str, int] = {}  # account -> version of its account-state record
 
-    async def write_signals(self, signals: Sequence[Signal]) -> WriteResult:
-        if {s.account_id for s in signals} & self.slow:
-            await self.release.wait()
-        self.log.extend(("signal", s.account_id) for s in signals)
-        return WriteResult("signals", len(signals), len(signals), 0.0, 1)
-
-    async def write_account_states(self, views: Sequence[AccountView],
-                                   version: int | None = None) -> WriteResult:
-        assert version is not None
-        self.versions.append(({v.state.account_id for v in views}, version))
-        return WriteResult("account_state", len(views), len(views), 0.0, 1)
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        account = (key or b"").decode()
+        if topic == SETTINGS.topics.signals:
+            if account in self.slow:
+                await self.release.wait()
+            self.log.append(("signal", account))
+        elif topic == SETTINGS.topics.account_state:
+            self.versions[account] = json.loads(value)["version"]
 
 
-def test_a_later_batch_whose_signals_are_stored_first_still_saves_its_states_second() -> None:
+def test_a_later_batch_whose_signals_are_sent_first_still_saves_its_states_second() -> None:
     log: list[tuple[str, Any]] = []
-    sent: list[tuple[str, Any]] = []
-    writer = Writer(log, slow={"acct-a"})
-
-    async def send(topic: str, key: bytes | None, value: bytes) -> None:
-        sent.append((topic, key))
+    kafka = Kafka(log, slow={"acct-a"})
 
     async def run() -> list[list[Any]]:
-        stage = SignalStage(SETTINGS, DEFAULT_RULES, Table(log), writer,  # type: ignore[arg-type]
-                            Metrics(), send, sources=lambda: ((), ()),
+        stage = SignalStage(SETTINGS, DEFAULT_RULES, Table(log), Metrics(), kafka.send,
+                            sources=lambda: ((), ()),
                             clock=lambda: datetime(2030, 1, 1, tzinfo=UTC))
         first = await stage.handle(departure("acct-a", 2, 0))
         # the same day: every partition is judged at each new day, acct-a's too
         second = await stage.handle(departure("acct-b", 2, 2))
         await asyncio.sleep(0.05)
-        # the first batch's signals are held up; the second's are stored, but its states wait
+        # the first batch's signals are held up; the second's are out, but its states wait
         assert ("signal", "acct-b") in log
         assert not first.done() and not second.done()
         assert [e for e in log if e[0] == "put"] == []
-        writer.release.set()
+        kafka.release.set()
         return [await first, await second]
 
     released = asyncio.run(run())
@@ -113,30 +102,24 @@ def test_a_later_batch_whose_signals_are_stored_first_still_saves_its_states_sec
     for i, (kind, account) in enumerate(log):  # a state saved only after its signals
         if kind == "put":
             assert ("signal", account) in log[:i], log
-    assert {key for _, key in sent} == {b"acct-a", b"acct-b"}
     assert released == [[0, 1], [2, 3]]
-    # account_state rows rank by the order their batches were applied, not written
-    [first_version] = [v for accounts, v in writer.versions if accounts == {"acct-a"}]
-    [second_version] = [v for accounts, v in writer.versions if "acct-b" in accounts]
-    assert first_version < second_version
+    # account-state records rank by the order their batches were applied, not sent
+    assert kafka.versions["acct-a"] < kafka.versions["acct-b"]
 
 
 def test_states_of_a_partition_taken_away_meanwhile_are_not_saved() -> None:
     """A rebalance while a batch's writes are in flight: the partition's new owner saves its
     accounts from now on; a late save here could overwrite its newer state."""
     log: list[tuple[str, Any]] = []
-    writer = Writer(log, slow={"acct-a"})
-
-    async def send(topic: str, key: bytes | None, value: bytes) -> None:
-        pass
+    kafka = Kafka(log, slow={"acct-a"})
 
     async def run() -> list[Any]:
-        stage = SignalStage(SETTINGS, DEFAULT_RULES, Table(log), writer,  # type: ignore[arg-type]
-                            Metrics(), send, sources=lambda: ((), ()),
+        stage = SignalStage(SETTINGS, DEFAULT_RULES, Table(log), Metrics(), kafka.send,
+                            sources=lambda: ((), ()),
                             clock=lambda: datetime(2030, 1, 1, tzinfo=UTC))
         applying = await stage.handle(departure("acct-a", 2, 0))
         await stage.forget({0})
-        writer.release.set()
+        kafka.release.set()
         return await applying
 
     assert asyncio.run(run()) == [0, 1]  # acknowledged: the tracker drops revoked messages

@@ -62,7 +62,7 @@ def replay(logs: dict[str, list[dict[str, Any]]], fetches: list[Fetch]) -> dict[
             [(topic, partition) for topic, log in logs.items() if read[topic] < len(log)]
 
     no_io: Any = None  # step() writes nothing
-    stage = SignalStage(SETTINGS, DEFAULT_RULES, Table(), no_io, Metrics(), no_io,
+    stage = SignalStage(SETTINGS, DEFAULT_RULES, Table(), Metrics(), no_io,
                         sources=sources, clock=lambda: datetime(2030, 1, 1, tzinfo=UTC))
     fired: dict[str, str] = {}
     for fetch in fetches:

@@ -63,7 +63,7 @@ class DailyStage(SignalStage):
 def stage(kind: type[SignalStage] = SignalStage, partitions: int = 3) -> SignalStage:
     no_io: Any = None  # step() writes nothing
     settings = SETTINGS.model_copy(update={"topic_partitions": partitions})
-    return kind(settings, DEFAULT_RULES, Table(), no_io, Metrics(), no_io,
+    return kind(settings, DEFAULT_RULES, Table(), Metrics(), no_io,
                 sources=lambda: ((), ()), clock=lambda: DETECTED_AT)
 
 

@@ -104,7 +104,7 @@ def test_the_worker_state_table_writes_its_changelog_and_store_with_the_codec() 
     from streams.worker import load_rules
 
     settings = load_settings({})
-    app = create_app(settings, None, Metrics(), load_rules(settings), None)  # type: ignore[arg-type]
+    app = create_app(settings, Metrics(), load_rules(settings))
     table = app.tables["accounts-state"]
     assert table.value_serializer is STATE_CODEC
     assert table.data.value_serializer is STATE_CODEC
