@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from processors.ingest import AcceptedEvent
 from processors.state import AccountState
 from schemas.events import AccountProfile
+from schemas.signals import Signal
 
 SubjectKind = Literal["stakeholder", "account"]
 SUBJECT_KINDS: tuple[SubjectKind, ...] = ("stakeholder", "account")
@@ -73,6 +74,53 @@ class Erased:
                                          item.source)
             kept.append(item)
         return kept
+
+
+ERASED_MENTION = "[erased]"
+
+
+def _scrub_mentions(value: Any, stakeholders: Collection[str]) -> Any:
+    """``value`` (evidence: JSON-like) with every string that is an erased stakeholder's id
+    replaced by ``[erased]``."""
+    if isinstance(value, str):
+        return ERASED_MENTION if subject_hash("stakeholder", value) in stakeholders else value
+    if isinstance(value, list):
+        return [_scrub_mentions(v, stakeholders) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub_mentions(v, stakeholders) for k, v in value.items()}
+    return value
+
+
+def scrub_signals(signals: Sequence[Signal], erased: Erased) -> list[Signal]:
+    """The signals to store once subjects are erased (what ``sinks.erasure`` leaves of stored
+    ones): none about an erased account or person, and an erased person merely mentioned in
+    the evidence named ``[erased]``."""
+    if not erased:
+        return list(signals)
+    kept = []
+    for signal in signals:
+        if erased.covers(signal.account_id, signal.stakeholder_id):
+            continue
+        if erased.stakeholders:
+            evidence = _scrub_mentions(signal.evidence, erased.stakeholders)
+            if evidence != signal.evidence:
+                signal = signal.model_copy(update={"evidence": evidence})
+        kept.append(signal)
+    return kept
+
+
+def scrub_state_row(row: dict[str, Any], erased: Erased) -> dict[str, Any] | None:
+    """An ``account_state`` row (as the worker sends it) once subjects are erased: none for an
+    erased account, and no erased person among its champions."""
+    if erased.account_erased(str(row.get("account_id", ""))):
+        return None
+    champions = row.get("champions")
+    if erased.stakeholders and isinstance(champions, list):
+        kept = [c for c in champions
+                if subject_hash("stakeholder", str(c)) not in erased.stakeholders]
+        if len(kept) != len(champions):
+            row = {**row, "champions": kept}
+    return row
 
 
 def forget_stakeholders(state: AccountState, erased: Collection[str]) -> list[str]:

@@ -20,10 +20,10 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from processors.erasure import SubjectKind, subject_hash
+from processors.erasure import ERASED_MENTION, SubjectKind, subject_hash
 from sinks.clickhouse import sql_strings
 
-ERASED = "[erased]"
+ERASED = ERASED_MENTION
 MUTATION = {"mutations_sync": 2}
 
 

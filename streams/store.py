@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from processors.erasure import Erased, SubjectKind
+from processors.erasure import Erased, SubjectKind, scrub_signals, scrub_state_row
 from processors.ingest import RawMessage
 from schemas.dead_letter import from_message
 from schemas.signals import Signal
@@ -116,9 +116,23 @@ class Store:
             if batch.signals:
                 await self._signals(batch.signals)
             if batch.states:
-                lines = [r.value for r in batch.states if r.value]  # a tombstone: an erasure
+                lines = self._state_lines(batch.states)
                 if lines:
                     self.metrics.record_write(await self.writer.write_account_state_lines(lines))
+
+    def _state_lines(self, records: list[Record]) -> list[bytes]:
+        """The account-state rows to insert, as they came (a tombstone is an erased account:
+        skipped), with erased subjects taken out when there are any."""
+        lines = [r.value for r in records if r.value]
+        erased = self.pipeline.erased
+        if not erased:
+            return lines
+        kept = []
+        for line in lines:
+            row = scrub_state_row(json.loads(line), erased)
+            if row is not None:
+                kept.append(json.dumps(row, separators=(",", ":")).encode())
+        return kept
 
     async def _events(self, messages: list[RawMessage]) -> None:
         accepted = self.pipeline.decode(messages).accepted  # the refused: on the dead letters
@@ -148,6 +162,9 @@ class Store:
                 self.metrics.store_skipped.labels(r.topic).inc()
                 log.error("%s[%d]@%d is not a signal, not stored: %s", r.topic, r.partition,
                           r.offset, exc.errors()[0]["msg"])
+        # sent before the worker that made them learned of an erasure: kept out, or the
+        # person's name taken out of the evidence, as the erasure did to those stored
+        signals = scrub_signals(signals, self.pipeline.erased)
         if signals:
             self.metrics.record_write(await self.writer.write_signals(signals))
 

@@ -1,4 +1,5 @@
-"""`radar demo` end to end on a reduced world: real Kafka, a real worker, embedded ClickHouse."""
+"""`radar demo` end to end on a reduced world: real Kafka, a real worker and store, embedded
+ClickHouse."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def test_demo_on_a_reduced_world_reports_every_signal_type_and_the_evaluation(
         counts[kind] = sum(int(n) for n in rows)
     assert all(counts.values()), f"types without signals: {[k for k, v in counts.items() if not v]}"
 
-    # the same figures are in ClickHouse, queryable after the demo stopped its worker
+    # the same figures are in ClickHouse, queryable after the demo stopped its store
     stored = dict(radar.sql("SELECT type, count() FROM signals FINAL GROUP BY type"))
     assert {k: stored.get(k, 0) for k in counts} == counts
 
@@ -45,8 +46,8 @@ def test_demo_on_a_reduced_world_reports_every_signal_type_and_the_evaluation(
     assert re.search(r"champion_left.*100(\.0)?%", quality)
     assert (tmp_path / "local" / "reports" / "evaluation.md").is_file()
     assert "demo finished in" in out
-    radar_pids = subprocess.run(["pgrep", "-f", "streams.cli worker"], capture_output=True,
-                                text=True, check=False).stdout.split()
+    radar_pids = subprocess.run(["pgrep", "-f", "streams.cli (worker|store)"],
+                                capture_output=True, text=True, check=False).stdout.split()
     for pid in radar_pids:
         environ = Path(f"/proc/{pid}/environ")
         if environ.exists():

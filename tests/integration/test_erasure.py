@@ -1,10 +1,12 @@
-"""``radar erase`` while the pipeline runs, and without a worker: the subject leaves every table
-and the engine's state, a receipt keeps only its hash, and nothing brings it back — a later
-event of theirs, a redelivery, a restart (SPEC section 12)."""
+"""``radar erase`` while the pipeline runs (through ``radar store``), and without it: the subject
+leaves every table and the engine's state, a receipt keeps only its hash, and nothing brings it
+back — a later event of theirs, a redelivery, a restart (SPEC section 12)."""
 
 from __future__ import annotations
 
 import hashlib
+import re
+import time
 from typing import Any
 
 import pytest
@@ -62,9 +64,14 @@ def traces_of(radar: RadarEnv, sid: str) -> dict[str, int]:
     }
 
 
-def test_erasing_a_person_while_the_worker_runs_leaves_no_trace(radar: RadarEnv) -> None:
+def erasures_applied(radar: RadarEnv) -> float:
+    line = re.search(r"^radar_erasures_total (\S+)$", radar.metrics(), re.M)
+    return float(line.group(1)) if line else 0.0
+
+
+def test_erasing_a_person_while_the_pipeline_runs_leaves_no_trace(radar: RadarEnv) -> None:
     publish(radar, world(0), extra=[b'{"stakeholder_id": "ana", "oops": ', b'"ana"'])
-    radar.start_worker()
+    radar.start()
     radar.wait_caught_up()
     radar.wait_for("SELECT count() FROM dead_letters", lambda n: n == 2)
     before = traces_of(radar, "ana")
@@ -86,6 +93,11 @@ def test_erasing_a_person_while_the_worker_runs_leaves_no_trace(radar: RadarEnv)
     assert (kind, events_removed) == ("stakeholder", 4)
     assert digest == hashlib.sha256(b"stakeholder\x00ana").hexdigest()
     assert "ana" not in whole.replace(digest, "")
+    # the worker learns of it from the erasures topic (the store published the record)
+    deadline = time.monotonic() + 30
+    while erasures_applied(radar) < 1:
+        assert time.monotonic() < deadline, "the worker did not apply the erasure"
+        time.sleep(0.2)
 
     # Ana's events again (a producer replaying its file), and Bo 40 days on, past the 30 days
     # in which a successor of a departed champion is due: Bo's are stored, hers are dropped,
@@ -101,20 +113,22 @@ def test_erasing_a_person_while_the_worker_runs_leaves_no_trace(radar: RadarEnv)
 
     # a restart reads the erasure before any event
     radar.stop(radar.workers[-1])
-    radar.start_worker()
+    radar.stop(radar.stores[-1])
+    radar.start()
     publish(radar, [{**e, "event_id": f"third-{e['event_id']}"} for e in world(0)])
     radar.wait_caught_up()
     assert traces_of(radar, "ana") == dict.fromkeys(before, 0)
     assert traces_of(radar, "bo")["events"] == 7
 
 
-def test_erasing_an_account_without_a_worker_reaches_the_engine_at_its_next_start(
+def test_erasing_an_account_without_the_pipeline_reaches_it_at_its_next_start(
         radar: RadarEnv) -> None:
     publish(radar, world(0))
-    worker = radar.start_worker()
+    worker = radar.start()
     radar.wait_caught_up()
     assert radar.scalar("SELECT count() FROM account_state FINAL WHERE account_id = 'acct-2'") == 1
     assert radar.stop(worker) == 0
+    assert radar.stop(radar.stores[-1]) == 0
 
     erased = radar.run("erase", "--account", "acct-2")
     assert erased.returncode == 0, erased.stderr
@@ -122,7 +136,7 @@ def test_erasing_an_account_without_a_worker_reaches_the_engine_at_its_next_star
     assert radar.scalar("SELECT count() FROM account_state WHERE account_id = 'acct-2'") == 0
     assert radar.scalar("SELECT count() FROM events WHERE account_id = 'acct-1'") == 7
 
-    radar.start_worker()
+    radar.start()
     publish(radar, [{**e, "event_id": f"late-{e['event_id']}"} for e in world(0)])
     radar.wait_caught_up()
     assert radar.scalar("SELECT count() FROM events WHERE account_id = 'acct-2'") == 0
@@ -140,8 +154,6 @@ def test_erase_needs_a_subject_and_says_so(radar: RadarEnv) -> None:
 def test_a_worker_creates_a_missing_erasures_topic_compacted(radar: RadarEnv) -> None:
     """A broker that creates topics on first use would make one that deletes its records after
     its retention: the worker creates it first, compacted, so an erasure is kept for ever."""
-    import time
-
     from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
     topic = radar.settings.topics.erasures

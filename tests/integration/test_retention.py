@@ -1,5 +1,5 @@
-"""RADAR_EVENTS_TTL_DAYS end to end: the worker sets the TTL when it starts, events from Kafka
-older than it go at ClickHouse's next merge, and a worker started without it removes it."""
+"""RADAR_EVENTS_TTL_DAYS end to end: ``radar store`` sets the TTL when it starts, events from
+Kafka older than it go at ClickHouse's next merge, and a store started without it removes it."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def show_events(radar: RadarEnv) -> str:
     return str(radar.scalar("SHOW CREATE TABLE events"))
 
 
-def test_the_worker_keeps_events_for_the_days_set_and_drops_the_ttl_when_unset(
+def test_the_store_keeps_events_for_the_days_set_and_drops_the_ttl_when_unset(
     radar: RadarEnv,
 ) -> None:
     now = datetime.now(UTC)
@@ -28,18 +28,19 @@ def test_the_worker_keeps_events_for_the_days_set_and_drops_the_ttl_when_unset(
              {"not": "an event"}]  # a dead letter, stored now: it stays
     (radar.tmp / "events.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
 
-    worker = radar.start_worker()  # no TTL yet: everything is stored, however old
+    worker = radar.start()  # no TTL yet: everything is stored, however old
     assert radar.run("publish", str(radar.tmp / "events.jsonl")).returncode == 0
     radar.wait_for("SELECT count() FROM events", lambda n: n == 2)
     radar.wait_for("SELECT count() FROM dead_letters", lambda n: n == 1)
     radar.wait_caught_up()
     assert "TTL" not in show_events(radar)
     assert radar.stop(worker) == 0
+    assert radar.stop(radar.stores[-1]) == 0
 
     radar.env["RADAR_EVENTS_TTL_DAYS"] = "30"
-    worker = radar.start_worker()
+    store = radar.start_store()
     assert f"TTL {ttl_expression('occurred_at', 30)}" in show_events(radar)
-    assert radar.stop(worker) == 0
+    assert radar.stop(store) == 0
     client = open_client(radar.settings.dsn)
     try:
         for table in ("events", "dead_letters"):
@@ -50,7 +51,7 @@ def test_the_worker_keeps_events_for_the_days_set_and_drops_the_ttl_when_unset(
         client.close()
 
     del radar.env["RADAR_EVENTS_TTL_DAYS"]
-    worker = radar.start_worker()
+    store = radar.start_store()
     assert "TTL" not in show_events(radar)
     assert "TTL" not in str(radar.scalar("SHOW CREATE TABLE dead_letters"))
-    assert radar.stop(worker) == 0
+    assert radar.stop(store) == 0

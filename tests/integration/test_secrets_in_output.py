@@ -21,7 +21,7 @@ def run(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Completed
     base = {k: v for k, v in os.environ.items() if not k.startswith("RADAR_")}
     full = {**base, "RADAR_LOCAL_DIR": str(tmp_path / "local"),
             "RADAR_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
-            "RADAR_WEB_PORT": str(free_port()), **env}
+            "RADAR_WEB_PORT": str(free_port()), "RADAR_STORE_PORT": str(free_port()), **env}
     return subprocess.run([sys.executable, "-m", "streams.cli", *args], env=full, cwd=REPO,
                           capture_output=True, text=True, timeout=120)
 
@@ -34,7 +34,7 @@ def dsns() -> list[str]:
 
 
 @pytest.mark.parametrize("dsn", dsns(), ids=["user-part", "query-string", "percent-encoded"])
-@pytest.mark.parametrize("command", [("worker",), ("db", "init"), ("sql", "SELECT 1"),
+@pytest.mark.parametrize("command", [("store",), ("db", "init"), ("sql", "SELECT 1"),
                                      ("evaluate", "--labels", "missing.jsonl")])
 def test_a_start_up_against_an_unreachable_database_shows_no_password(
         tmp_path: Path, dsn: str, command: tuple[str, ...]) -> None:
@@ -50,7 +50,7 @@ def test_a_start_up_against_an_unreachable_database_shows_no_password(
 
 def test_a_token_that_is_too_short_is_refused_without_being_shown(tmp_path: Path) -> None:
     result = run(tmp_path, {"RADAR_WEB_HOST": "0.0.0.0", "RADAR_SQL_TOKEN": "short-tok"},
-                 "worker")
+                 "store")
 
     assert result.returncode == 2
     assert "RADAR_SQL_TOKEN" in result.stderr

@@ -89,7 +89,7 @@ def signal_set(radar: RadarEnv) -> set[tuple[str, str, str, str]]:
 def test_champion_left_reaches_alerts_signals_and_clickhouse(radar: RadarEnv) -> None:
     history = account_history("proxima")
     publish(radar, history)
-    radar.start_worker()
+    radar.start()
     radar.wait_for("SELECT count() FROM signals WHERE type = 'champion_left'", lambda n: n == 1)
 
     alerts = read_topic(radar, radar.settings.topics.alerts, expect=1)
@@ -127,16 +127,17 @@ def test_replaying_the_same_events_yields_the_same_signals(radar: RadarEnv) -> N
                                                            champion_leaves=a % 2 == 0)]
     history.sort(key=lambda e: e["occurred_at"])  # a recorded stream: in event-time order
     publish(radar, history)
-    first = radar.start_worker()
+    first = radar.start()
     radar.wait_caught_up()
     once = signal_set(radar)
     assert {s[2] for s in once} >= {"champion_left", "succession_overdue", "pricing_page_visit"}
     assert radar.stop(first) == 0
+    assert radar.stop(radar.stores[-1]) == 0
 
     # the same events again, read by a fresh consumer group into a fresh database
     radar.env["RADAR_APP_ID"] += "-replay"
     radar.env["RADAR_CLICKHOUSE_DSN"] += "-replay"
-    radar.start_worker()
+    radar.start()
     radar.wait_caught_up()
     assert signal_set(radar) == once
 
@@ -148,11 +149,12 @@ def test_sigkill_mid_stream_yields_the_same_signals_as_an_uninterrupted_run(
                                                             champion_leaves=a % 3 == 0)]
     history.sort(key=lambda e: e["occurred_at"])  # the world as it happened, in time order
     publish(radar, history)
-    reference = radar.start_worker()
+    reference = radar.start()
     radar.wait_caught_up()
     expected = signal_set(radar)
     assert sum(1 for s in expected if s[2] == "succession_overdue") == 4
     assert radar.stop(reference) == 0
+    assert radar.stop(radar.stores[-1]) == 0
 
     # the same world on fresh topics, with the worker killed halfway through
     radar.env["RADAR_TOPIC_PREFIX"] += "k"
@@ -161,10 +163,10 @@ def test_sigkill_mid_stream_yields_the_same_signals_as_an_uninterrupted_run(
     kafka_local.create_topics(radar.settings, say=lambda _: None)
     half = len(history) // 2
     publish(radar, history[:half])
-    worker = radar.start_worker()
+    worker = radar.start()
     radar.wait_for("SELECT count() FROM signals", lambda n: n >= 5)
     assert radar.stop(worker, os_signal.SIGKILL) == -os_signal.SIGKILL
     publish(radar, history[half:])
-    radar.start_worker()
+    radar.start()
     radar.wait_caught_up()
     assert signal_set(radar) == expected

@@ -1,4 +1,4 @@
-"""Analyst SQL through a running worker (``/sql``) and ``radar sql``: it reads and nothing else,
+"""Analyst SQL through a running store (``/sql``) and ``radar sql``: it reads and nothing else,
 it is bounded, a client that hangs up cancels its query, a heavy query does not hold ingestion
 up, and /sql beyond loopback needs a token (SPEC section 12)."""
 
@@ -29,7 +29,7 @@ def post_sql(radar: RadarEnv, sql: str, token: str | None = None,
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(
-        f"http://127.0.0.1:{radar.env['RADAR_WEB_PORT']}/sql",
+        f"http://127.0.0.1:{radar.env['RADAR_STORE_PORT']}/sql",
         data=json.dumps({"sql": sql}).encode(), headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -49,7 +49,7 @@ OUTFILE_FORMS = ["", " TRUNCATE", " APPEND", " AND STDOUT"]
 
 @pytest.mark.parametrize("path", ["cli", "http"])
 def test_into_outfile_writes_nothing_through_either_path(radar: RadarEnv, path: str) -> None:
-    radar.start_worker()
+    radar.start_store()
     target = radar.tmp / "new.tsv"
     existing = radar.tmp / "existing.tsv"
     existing.write_text("kept\n")
@@ -76,15 +76,15 @@ def test_into_outfile_writes_nothing_through_either_path(radar: RadarEnv, path: 
 def test_files_urls_and_settings_stay_out_of_reach_over_http(radar: RadarEnv, sql: str) -> None:
     secret = radar.tmp / "secret.txt"
     secret.write_text("s3cr3t-value\n")
-    radar.start_worker()
+    radar.start_store()
     status, body = post_sql(radar, sql.format(secret=secret))
     assert status == 400
     assert "s3cr3t" not in json.dumps(body)
 
 
-def test_bounds_apply_through_the_worker(radar: RadarEnv) -> None:
+def test_bounds_apply_through_the_store(radar: RadarEnv) -> None:
     radar.env.update({"RADAR_SQL_MAX_ROWS": "5", "RADAR_SQL_MAX_SECONDS": "2"})
-    radar.start_worker()
+    radar.start_store()
     assert post_sql(radar, "SELECT * FROM numbers(5)")[0] == 200
     status, body = post_sql(radar, "SELECT * FROM numbers(6)")
     assert status == 400 and "RADAR_SQL_MAX_ROWS" in body["error"]
@@ -96,9 +96,9 @@ def test_bounds_apply_through_the_worker(radar: RadarEnv) -> None:
 
 def test_a_client_that_hangs_up_cancels_its_query(radar: RadarEnv) -> None:
     radar.env["RADAR_SQL_MAX_SECONDS"] = "600"
-    radar.start_worker()
+    radar.start_store()
     body = json.dumps({"sql": HEAVY}).encode()
-    with socket.create_connection(("127.0.0.1", int(radar.env["RADAR_WEB_PORT"]))) as client:
+    with socket.create_connection(("127.0.0.1", int(radar.env["RADAR_STORE_PORT"]))) as client:
         client.sendall(b"POST /sql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                        + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
         deadline = time.monotonic() + 30
@@ -114,7 +114,7 @@ def test_a_client_that_hangs_up_cancels_its_query(radar: RadarEnv) -> None:
 
 def test_events_are_stored_while_a_heavy_query_runs(radar: RadarEnv) -> None:
     radar.env["RADAR_SQL_MAX_SECONDS"] = "120"
-    radar.start_worker()
+    radar.start()
     answers: list[tuple[int, dict[str, Any]]] = []
     asking = threading.Thread(target=lambda: answers.append(post_sql(radar, HEAVY, timeout=180)))
     asking.start()
@@ -133,9 +133,9 @@ def test_events_are_stored_while_a_heavy_query_runs(radar: RadarEnv) -> None:
     assert len(answers) == 1  # answered (the sum, or its time bound), after the events
 
 
-def test_a_worker_beyond_loopback_without_a_token_does_not_start(radar: RadarEnv) -> None:
+def test_a_store_beyond_loopback_without_a_token_does_not_start(radar: RadarEnv) -> None:
     radar.env["RADAR_WEB_HOST"] = "0.0.0.0"
-    started = radar.run("worker", timeout=60)
+    started = radar.run("store", timeout=60)
     assert started.returncode == 2
     assert "RADAR_SQL_TOKEN" in started.stderr
     assert not Path(radar.env["RADAR_CLICKHOUSE_DSN"].removeprefix("chdb://")).exists()
@@ -143,11 +143,11 @@ def test_a_worker_beyond_loopback_without_a_token_does_not_start(radar: RadarEnv
 
 def test_sql_beyond_loopback_answers_only_with_the_token(radar: RadarEnv) -> None:
     radar.env.update({"RADAR_WEB_HOST": "0.0.0.0", "RADAR_SQL_TOKEN": TOKEN})
-    radar.start_worker()
+    radar.start_store()
     assert post_sql(radar, "SELECT 1")[0] == 401
     assert post_sql(radar, "SELECT 1", token=TOKEN[:-1] + "X")[0] == 401
     assert post_sql(radar, "SELECT 1", token=TOKEN) == (200, {"columns": ["1"], "rows": [[1]]})
-    assert "radar_events_consumed_total" in radar.metrics()  # Prometheus needs no token
+    assert "radar_rows_written" in radar.metrics("store")  # Prometheus needs no token
     cli = radar.run("sql", "SELECT 41 + 1 AS n", "--format", "tsv")
     assert cli.returncode == 0, cli.stderr
     assert cli.stdout.split() == ["n", "42"]
