@@ -68,7 +68,7 @@ def test_a_source_lagging_beyond_the_idle_time_cancels_withdraws_or_is_late(
     # the silences start on day 1 (due on day 61, out on day 62), acct-cancel's on day 2.5
     # (due on day 62.5, out on day 63.5: after the event time this test reaches, day 63)
     first += [ev("outreach_reply", a, 2.5 if a == "acct-cancel" else 1) for a in accounts]
-    radar.start_worker()
+    radar.start()
     publish(radar, first)
     time.sleep(8)  # the replies (and every source that never delivered) turn idle
     # ad impressions (exposure, not engagement) carry event time on to day 63
