@@ -5,14 +5,19 @@ named perturbation, its open signal ids compared with those of an in-order repla
         [--port 28092] [--rate 500] [--json FILE|-] [--keep]
 
 What one run is: a fresh installation on a local broker of the harness's own (``streams.kafka_local``
-on ``--port``, its jars and data under a temporary folder) — fresh topics and consumer group, a
-real ``radar worker`` subprocess with embedded ClickHouse in its own folder — fed the world of
-``radar simulate`` in some way, then left until the worker's group has committed every input
-message (the worker commits only once rows, signals and states are stored). The open signal
-ids are then read from ClickHouse (:data:`OPEN_SIGNALS_SQL`, the one place that says what "open"
+on ``--port``, its jars and data under a temporary folder) — fresh topics and consumer groups, a
+real ``radar store`` subprocess with embedded ClickHouse in its own folder, started before the
+first worker and running until the run ends, and real ``radar worker`` subprocesses (the signal
+engine: Kafka in, Kafka out) — fed the world of ``radar simulate`` in some way, then left until
+everything is processed and stored (``streams.launch.wait_until_stored``): the workers' group
+has committed every input message (a worker commits a message once its dead letter, signals and
+state are on Kafka), then the store's group every message of the inputs, dead letters, signals
+and account states (the store commits after the insert). The open signal ids are then read from
+ClickHouse through the store (:data:`OPEN_SIGNALS_SQL`, the one place that says what "open"
 means) and compared with the reference's.
 
-The reference is the in-order replay: ``radar publish`` the whole world, then start the worker.
+The reference is the in-order replay: ``radar publish`` the whole world, then start the store
+and the worker.
 Perturbations (the names the command line takes):
 
 - ``replay``: the reference again, same settings: is the reference deterministic?
@@ -38,12 +43,13 @@ Perturbations (the names the command line takes):
   committed part of it (it is in the middle of its backlog) the broker is stopped for
   ``--outage-seconds`` (60; ``--outage-mode pause`` SIGSTOPs it instead), then started again.
 - ``kill9``: the worker first, at ``--rate``; the worker is killed with SIGKILL at 1/3 and 2/3
-  of the stream and restarted each time (the producer waits until the new worker commits).
+  of the stream and restarted each time (the producer waits until the new worker commits); the
+  store keeps running.
 
 Pass = the same set of open signal ids and the same number of events stored as the reference.
 Prints one row per run (stdout), progress on stderr; ``--json`` for machines. Exit code 0 only
 when every run matched, 1 when one did not, 2 when the harness itself failed. Everything it starts
-(broker, workers, temporary folders) is stopped and removed, on Ctrl-C too.
+(broker, stores, workers, temporary folders) is stopped and removed, on Ctrl-C too.
 
 From Python (e.g. an integration test, with the session's broker)::
 
@@ -95,7 +101,7 @@ from perturb_stack import (  # noqa: E402
 )
 
 from streams import kafka_local  # noqa: E402
-from streams.demo import end_offsets  # noqa: E402
+from streams.launch import end_offsets  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 
 __all__ = ["OPEN_SIGNALS_SQL", "PERTURBATIONS", "Comparison", "Harness", "HarnessError", "Options",
@@ -138,8 +144,8 @@ class Options:
     # the workers' RADAR_IDLE_SOURCE_SECONDS (None: its default, 30): a shorter one makes each
     # run shorter (a source that never delivers is waited for that long after start)
     idle_seconds: float | None = None
-    timeout: float = 600.0  # per run, for the worker to commit everything
-    keep: bool = False  # keep the temporary folder (worker logs, databases)
+    timeout: float = 600.0  # per run, for everything to be processed and stored
+    keep: bool = False  # keep the temporary folder (worker and store logs, databases)
 
 
 # --- perturbed deliveries ----------------------------------------------------------------------
@@ -354,7 +360,8 @@ class Harness:
 
     def reference(self) -> RunResult:
         if self._reference is None:
-            self.say("reference: radar publish the whole world, then start the worker")
+            self.say("reference: radar publish the whole world, then start the store and the "
+                     "worker")
             self._reference = self._replay("reference")
             self.say(f"reference: {len(self._reference.signals):,} open signals, "
                      f"{self._reference.events:,} events, {self._reference.seconds:.0f}s")
@@ -561,7 +568,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[list[str], Options, a
     p.add_argument("--idle-seconds", type=float, default=d.idle_seconds,
                    help="the workers' RADAR_IDLE_SOURCE_SECONDS (default: the worker's, 30)")
     p.add_argument("--timeout", type=float, default=d.timeout,
-                   help="seconds a run may take to commit everything")
+                   help="seconds a run may take to process and store everything")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': stdout)")
     p.add_argument("--markdown", action="store_true", help="print the table as markdown")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, data)")
@@ -610,7 +617,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     assert reference is not None
     print(f"world: {options.accounts} accounts x {options.days} days, seed {options.seed}; "
-          f"reference (publish, then start the worker): {len(reference.signals):,} open signals, "
+          f"reference (publish, then start the store and the worker): "
+          f"{len(reference.signals):,} open signals, "
           f"{reference.events:,} events stored, {reference.seconds:.0f}s")
     print(render_table(comparisons, markdown=args.markdown))
     for c in comparisons:

@@ -1,8 +1,9 @@
 """The mechanics of the perturbation harness (``scripts/perturb.py``): a world's events, the
 producers that feed them to the broker (kafka-python as ``radar publish``, librdkafka through
 confluent-kafka, or both), and one isolated installation on a broker — its topics, consumer
-group, embedded ClickHouse, local folder, web port and ``radar worker`` subprocesses — read back
-as the set of open signals once the worker has committed everything.
+groups, embedded ClickHouse, local folder, web ports, its ``radar store`` and ``radar worker``
+subprocesses (started and stopped with ``streams.launch``) — read back through the store as the
+set of open signals once everything is processed and stored.
 """
 
 from __future__ import annotations
@@ -29,10 +30,22 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from streams import kafka_local  # noqa: E402
-from streams.demo import committed_offsets, end_offsets  # noqa: E402
-from streams.query import run_query  # noqa: E402
+from streams.launch import (  # noqa: E402
+    LaunchError,
+    committed_offsets,
+    end_offsets,
+    launch,
+    metrics_url,
+    stop,
+    stored_topics,
+)
 from streams.settings import Settings, load_settings  # noqa: E402
-from streams.worker import read_worker_state  # noqa: E402
+from streams.store_client import (  # noqa: E402
+    StoreRefused,
+    StoreUnreachable,
+    post_to_store,
+    read_store_state,
+)
 
 # The one place that says which signals are open: the latest status of each id (a withdrawal
 # replaces its signal, see sinks.schema).
@@ -40,9 +53,11 @@ OPEN_SIGNALS_SQL = ("SELECT signal_id, type, account_id, toString(occurred_at) F
                     "WHERE status = 'open'")
 EVENTS_SQL = "SELECT count() FROM events FINAL"
 
-WORKER_START_TIMEOUT_S = 120.0
-WORKER_STOP_TIMEOUT_S = 15.0  # then SIGKILL: a run's results are read before it stops
-SETTLE_SECONDS = 2.0  # the signal count must stay put this long after the last commit
+START_TIMEOUT_S = 120.0  # for a worker or the store to answer /metrics
+STOP_TIMEOUT_S = 15.0  # then SIGKILL: a run's results are read before it stops
+SETTLE_SECONDS = 2.0  # the open signals must stay put this long after the store caught up
+RESULT_TIMEOUT_S = 120.0  # for the store to catch up again while the result settles
+QUERY_MARGIN_S = 30.0  # beyond a query's own time bound (RADAR_SQL_MAX_SECONDS)
 
 
 def say_on_stderr(message: str) -> None:
@@ -250,7 +265,7 @@ class Signal:
 
 @dataclass
 class RunResult:
-    """What one run left in ClickHouse and the worker's metrics."""
+    """What one run left in ClickHouse (through the store) and the last worker's metrics."""
 
     label: str
     signals: dict[str, Signal]  # the open signals by id
@@ -260,9 +275,33 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Process:
+    """One ``radar worker`` or ``radar store`` the stack started, with the settings it runs
+    with (each worker answers on a web port of its own)."""
+
+    command: str
+    proc: subprocess.Popen[bytes]
+    settings: Settings
+    log: Path
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+
+def sum_metric(text: str, name: str) -> float | None:
+    """The sum of a Prometheus text exposition's samples named ``name`` (any labels); None when
+    there are none."""
+    pattern = rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$"
+    values = [float(m.group(1)) for m in re.finditer(pattern, text, re.M)]
+    return sum(values) if values else None
+
+
 class Stack:
-    """One isolated installation on the harness's broker: its topics, consumer group, embedded
-    database, local folder and web port, and the workers it started."""
+    """One isolated installation on the harness's broker: its topics, consumer groups, embedded
+    database, local folder and web ports, the ``radar store`` that writes the database and the
+    ``radar worker`` processes it started (one at a time: a restart follows a kill)."""
 
     def __init__(self, broker: Settings, root: Path, label: str,
                  extra_env: dict[str, str] | None = None) -> None:
@@ -280,51 +319,76 @@ class Stack:
             "RADAR_APP_ID": f"radar-perturb-{tag}",
             "RADAR_CLICKHOUSE_DSN": f"chdb://{self.dir / 'clickhouse'}",
             "RADAR_LOCAL_DIR": str(self.dir / "local"),
+            "RADAR_STORE_PORT": str(free_port()),
+            # each worker gets a port of its own when it starts (start_worker)
             "RADAR_WEB_PORT": str(free_port()),
             **(extra_env or {}),
         }
         self.settings = load_settings(self.env)
-        self.workers: list[subprocess.Popen[bytes]] = []
+        self.store: Process | None = None
+        self.worker_processes: list[Process] = []
         self.notes: list[str] = []
         kafka_local.create_topics(self.settings, say=lambda _: None)
 
-    def full_env(self) -> dict[str, str]:
+    def full_env(self, env: dict[str, str] | None = None) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith("RADAR_")}
-        return {**base, **self.env}
+        return {**base, **(env or self.env)}
+
+    @property
+    def workers(self) -> list[subprocess.Popen[bytes]]:
+        return [p.proc for p in self.worker_processes]
 
     @property
     def worker(self) -> subprocess.Popen[bytes] | None:
-        return self.workers[-1] if self.workers else None
+        return self.worker_processes[-1].proc if self.worker_processes else None
 
-    def worker_log(self, chars: int = 3000) -> str:
-        logs = sorted(self.dir.glob("worker-*.log"))
+    def logs(self, chars: int = 3000) -> str:
+        """The tails of every worker's and store's log."""
+        logs = sorted(self.dir.glob("worker-*.log")) + sorted(self.dir.glob("store-*.log"))
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-chars:]}" for p in logs)
 
+    def worker_log(self, chars: int = 3000) -> str:
+        return self.logs(chars)
+
+    def _launch(self, command: str, env: dict[str, str], count: int) -> Process:
+        settings = load_settings(env)
+        log = self.dir / f"{command}-{count}.log"
+        try:
+            proc = launch(command, settings, log, self.full_env(env), cwd=REPO,
+                          timeout=START_TIMEOUT_S)
+        except LaunchError as exc:
+            raise HarnessError(f"{exc}\n{self.logs()}") from exc
+        return Process(command, proc, settings, log)
+
+    def start_store(self) -> Process:
+        """``radar store`` for the stack (it holds the embedded database and answers /sql)."""
+        if self.store is not None and self.store.running:
+            raise HarnessError("the stack's store is already running")
+        count = len(list(self.dir.glob("store-*.log")))
+        self.store = self._launch("store", self.env, count)
+        return self.store
+
+    def stop_store(self, sig: int = signal.SIGTERM) -> int:
+        """Stop the store (SIGKILL: as a crash would); returns its exit code."""
+        if self.store is None or not self.store.running:
+            raise HarnessError("no running store to stop")
+        return stop(self.store.proc, sig, timeout=STOP_TIMEOUT_S)
+
     def start_worker(self) -> subprocess.Popen[bytes]:
-        with (self.dir / f"worker-{len(self.workers)}.log").open("wb") as log:
-            proc = subprocess.Popen(
-                radar_command("worker"), env=self.full_env(), cwd=REPO, stdout=log,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C reaches the harness, which stops it
-            )
-        self.workers.append(proc)
-        deadline = time.monotonic() + WORKER_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise HarnessError(f"the worker exited with {proc.returncode}:\n{self.worker_log()}")
-            try:
-                with urllib.request.urlopen(f"{self.settings.web_url}/metrics", timeout=1):
-                    return proc
-            except OSError:
-                time.sleep(0.2)
-        raise HarnessError(f"the worker did not serve /metrics in {WORKER_START_TIMEOUT_S:.0f}s")
+        """A ``radar worker`` on a web port of its own; the stack's store is started first if
+        it has none running yet (it then keeps running across worker kills and restarts)."""
+        if self.store is None:
+            self.start_store()
+        env = {**self.env, "RADAR_WEB_PORT": str(free_port())}
+        process = self._launch("worker", env, len(self.worker_processes))
+        self.worker_processes.append(process)
+        return process.proc
 
     def kill_worker(self) -> None:
-        proc = self.worker
-        if proc is None or proc.poll() is not None:
+        process = self.worker_processes[-1] if self.worker_processes else None
+        if process is None or not process.running:
             raise HarnessError("no running worker to kill")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        stop(process.proc, signal.SIGKILL, timeout=30)
 
     def publish_file(self, path: Path) -> None:
         done = subprocess.run(radar_command("publish", str(path), "-q"), env=self.full_env(),
@@ -333,30 +397,40 @@ class Stack:
             raise HarnessError(f"radar publish exited with {done.returncode}:\n{done.stdout}"
                                f"{done.stderr}")
 
-    def wait_processed(self, timeout: float) -> None:
-        """Until the worker's group has committed every message now on the input topics (the
-        worker commits only after rows, signals and states are stored)."""
+    def check_running(self, worker: bool = True) -> None:
+        """The store (and the last worker) must still run: a process that died is a failed
+        run, said with its exit code and the logs' tails."""
+        processes = [self.store] + (self.worker_processes[-1:] if worker else [])
+        if worker and not self.worker_processes:
+            raise HarnessError(f"no worker was started:\n{self.logs()}")
+        for p in processes:
+            if p is None:
+                raise HarnessError("no store was started")
+            if not p.running:
+                raise HarnessError(f"radar {p.command} is not running (exit "
+                                   f"{p.proc.returncode}):\n{self.logs()}")
+
+    def _end_offsets(self, topics: list[str], deadline: float) -> dict[tuple[str, int], int]:
         from kafka.errors import KafkaError
 
-        bootstrap = self.settings.kafka_bootstrap
-        inputs = self.settings.topics.inputs
-        deadline = time.monotonic() + timeout
         while True:  # a broker just resumed may answer metadata without brokers for a moment
             try:
-                ends = end_offsets(bootstrap, inputs)
-                break
+                return end_offsets(self.settings.kafka_bootstrap, topics)
             except KafkaError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1)
-        last_report = 0.0
+
+    def _wait_committed(self, group: str, who: str, ends: dict[tuple[str, int], int],
+                        deadline: float, timeout: float) -> None:
+        """Until ``group`` has committed up to ``ends``, the stack's processes alive."""
+        from kafka.errors import KafkaError
+
+        last_report = time.monotonic()
         while True:
-            proc = self.worker
-            if proc is None or proc.poll() is not None:
-                code = None if proc is None else proc.returncode
-                raise HarnessError(f"the worker is not running (exit {code}):\n{self.worker_log()}")
+            self.check_running()
             try:
-                done = committed_offsets(bootstrap, self.settings.app_id)
+                done = committed_offsets(self.settings.kafka_bootstrap, group)
             except KafkaError:
                 done = {}
             behind = sum(max(0, end - max(done.get(tp, 0), 0)) for tp, end in ends.items())
@@ -364,12 +438,29 @@ class Stack:
                 return
             now = time.monotonic()
             if now > deadline:
-                raise HarnessError(f"the worker still had {behind} message(s) to commit after "
-                                   f"{timeout:.0f}s:\n{self.worker_log()}")
+                raise HarnessError(f"{who} still had {behind} message(s) to commit after "
+                                   f"{timeout:.0f}s:\n{self.logs()}")
             if now - last_report > 15:
-                say_on_stderr(f"  {self.label}: {behind:,} message(s) not committed yet")
+                say_on_stderr(f"  {self.label}: {who}: {behind:,} message(s) not committed yet")
                 last_report = now
-            time.sleep(0.5)
+            time.sleep(0.3)
+
+    def wait_stored_once(self, deadline: float, timeout: float) -> dict[tuple[str, int], int]:
+        """Until the store's group has committed every message now on the topics it reads;
+        returns those end offsets."""
+        ends = self._end_offsets(stored_topics(self.settings), deadline)
+        self._wait_committed(self.settings.store_group, "the store", ends, deadline, timeout)
+        return ends
+
+    def wait_processed(self, timeout: float) -> None:
+        """Caught up, as ``streams.launch.wait_until_stored`` says: the workers' group has
+        committed every message now on the input topics (a worker commits a message once its
+        dead letter, signals and state are on Kafka), then the store's group every message of
+        the inputs, dead letters, signals and account states (it commits after the insert)."""
+        deadline = time.monotonic() + timeout
+        inputs = self._end_offsets(self.settings.topics.inputs, deadline)
+        self._wait_committed(self.settings.app_id, "the worker", inputs, deadline, timeout)
+        self.wait_stored_once(deadline, timeout)
 
     def committed(self) -> int:
         """Input messages the worker's group has committed so far (0 while unknown)."""
@@ -387,30 +478,30 @@ class Stack:
         its partitions and works); returns the count."""
         deadline = time.monotonic() + timeout
         while (done := self.committed()) <= beyond:
-            proc = self.worker
-            if proc is None or proc.poll() is not None:
-                raise HarnessError(f"the worker is not running:\n{self.worker_log()}")
+            self.check_running()
             if time.monotonic() > deadline:
                 raise HarnessError(f"the worker committed nothing more in {timeout:.0f}s:\n"
-                                   f"{self.worker_log()}")
+                                   f"{self.logs()}")
             time.sleep(0.2)
         return done
 
     def wait_leaders(self, timeout: float) -> None:
-        """Until every partition of the input topics has a leader (after a broker restart)."""
+        """Until every partition of the topics the stack reads has a leader (after a broker
+        restart)."""
         from kafka.admin import KafkaAdminClient
         from kafka.errors import KafkaError
 
+        topics = stored_topics(self.settings)
         deadline = time.monotonic() + timeout
         while True:
             try:
                 admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap.split(","),
                                          client_id="radar-perturb", request_timeout_ms=5000)
                 try:
-                    described = admin.describe_topics(self.settings.topics.inputs)
+                    described = admin.describe_topics(topics)
                 finally:
                     admin.close()
-                ready = len(described) == len(self.settings.topics.inputs) and all(
+                ready = len(described) == len(topics) and all(
                     t.get("error_code", 0) == 0 and t.get("partitions") and all(
                         p.get("error_code", 0) == 0 and p.get("leader_id", -1) >= 0
                         for p in t["partitions"])
@@ -420,49 +511,70 @@ class Stack:
             if ready:
                 return
             if time.monotonic() > deadline:
-                raise HarnessError(f"the input topics had no leaders {timeout:.0f}s after the "
+                raise HarnessError(f"the stack's topics had no leaders {timeout:.0f}s after the "
                                    "broker came back")
             time.sleep(0.5)
 
     def query(self, sql: str) -> list[Sequence[Any]]:
-        # through the running worker (it holds the embedded database): never opened here
-        if read_worker_state(self.settings) is None:
-            raise HarnessError("no running worker to query")
-        return run_query(self.settings, sql)[1]
-
-    def late_events(self) -> float | None:
+        """Through the running store, which holds the embedded database: never opened here."""
+        state = read_store_state(self.settings)
+        if state is None:
+            raise HarnessError(f"no running store to query:\n{self.logs()}")
         try:
-            with urllib.request.urlopen(f"{self.settings.web_url}/metrics", timeout=5) as r:
-                text = r.read().decode()
+            answer = post_to_store(str(state["url"]), "/sql", {"sql": sql}, None,
+                                   self.settings.sql_max_seconds + QUERY_MARGIN_S)
+        except (StoreRefused, StoreUnreachable) as exc:
+            raise HarnessError(f"the store did not answer {sql!r}: {exc}") from exc
+        return [list(r) for r in answer["rows"]]
+
+    def metrics(self, command: str) -> str | None:
+        """The /metrics text of the last worker (``worker``: the engine's counters: late,
+        redelivered, rerouted, held events, idle releases) or of the store (``store``: rows
+        written, inserts, the lag of the topics it stores); None when it does not answer."""
+        if command == "store":
+            settings = self.store.settings if self.store is not None else self.settings
+        elif self.worker_processes:
+            settings = self.worker_processes[-1].settings
+        else:
+            return None
+        try:
+            with urllib.request.urlopen(metrics_url(settings, command), timeout=5) as r:
+                return str(r.read().decode())
         except OSError:
             return None
-        values = [float(m.group(1)) for m in
-                  re.finditer(r"^radar_late_events_total(?:\{[^}]*\})? (\S+)$", text, re.M)]
-        return sum(values) if values else None
+
+    def metric(self, command: str, name: str) -> float | None:
+        text = self.metrics(command)
+        return None if text is None else sum_metric(text, name)
+
+    def late_events(self) -> float | None:
+        return self.metric("worker", "radar_late_events_total")
 
     def result(self, started: float) -> RunResult:
-        """The open signals once their count stays put for SETTLE_SECONDS."""
+        """The open signals once they stay put for SETTLE_SECONDS: the store has committed
+        everything on its topics, twice that long apart, with the same end offsets and the same
+        open signals each time (a worker may still emit after its last commit of an input)."""
+        deadline = time.monotonic() + RESULT_TIMEOUT_S
+        ends = self.wait_stored_once(deadline, RESULT_TIMEOUT_S)
         rows = self.query(OPEN_SIGNALS_SQL)
         while True:
             time.sleep(SETTLE_SECONDS)
+            again_ends = self.wait_stored_once(deadline, RESULT_TIMEOUT_S)
             again = self.query(OPEN_SIGNALS_SQL)
-            if len(again) == len(rows):
+            if again_ends == ends and sorted(map(tuple, again)) == sorted(map(tuple, rows)):
                 break
-            rows = again
+            ends, rows = again_ends, again
         events = int(self.query(EVENTS_SQL)[0][0])
         signals = {str(r[0]): Signal(str(r[1]), str(r[2]), str(r[3])) for r in again}
         return RunResult(self.label, signals, events,
                          time.perf_counter() - started, self.late_events(), list(self.notes))
 
     def close(self, remove: bool) -> None:
-        for proc in self.workers:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.workers:
-            try:
-                proc.wait(timeout=WORKER_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
+        """The workers first (the store stores what they sent), then the store."""
+        for p in self.worker_processes:
+            if p.running:
+                stop(p.proc, signal.SIGTERM, timeout=STOP_TIMEOUT_S)
+        if self.store is not None and self.store.running:
+            stop(self.store.proc, signal.SIGTERM, timeout=STOP_TIMEOUT_S)
         if remove:
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -40,7 +40,7 @@ from streams.web import add_metrics_view
 log = logging.getLogger(__name__)
 LAG_INTERVAL_S = 5.0
 IDLE_STEP_S = 0.25  # how often the signal stage steps when no messages come
-# batches applied whose writes are still in flight: the engine runs ahead of ClickHouse by this
+# batches applied whose sends are still in flight: the engine runs ahead of Kafka's acks by this
 # many batches at most
 MAX_BATCHES_IN_FLIGHT = 2
 
@@ -291,7 +291,7 @@ class SignalAgentState:
     async def handle(self, messages: list[Any], accepted: list[tuple[Any, Any]]
                      ) -> asyncio.Future[list[Any]]:
         """Applies the batch; returns what resolves to the messages whose events are applied
-        and stored (signals and state)."""
+        and sent (signals and state)."""
         for m in messages:
             self.offsets[(m.topic, m.partition)] = m.offset
         applying = await self.stage.handle(accepted)
@@ -336,9 +336,9 @@ def _signal_stage(app: faust.App, settings: Settings, rules: Rules, metrics: Met
     @app.timer(IDLE_STEP_S, name="signals-idle")  # type: ignore[untyped-decorator]
     async def release_idle_partitions() -> None:
         """Without new messages the agent does not run; held events (and events found late
-        on arrival) must still get out. Only then: stepping always, a restarted worker stored
-        nothing more about one run in two of test_ingest's kill -9 test (not understood yet;
-        see the issue-11 note)."""
+        on arrival) must still get out. Only then (stepping whatever was held went with a
+        restarted worker that stopped fetching in test_ingest's kill -9 test; see the issue-12
+        note)."""
         if state_table.stream is not None and (stage.held() or stage.settled):
             tracker.finish(await (await agent_state.handle([], [])))
 

@@ -5,7 +5,7 @@ An erasure has two halves:
   hash; it holds the hash and the time, never the id) reaches every worker. Each one reads the
   whole topic before it starts, and follows it while it runs (``follow_erasures``). Applying a
   record (``Eraser.apply``) adds the hash to the shared set that drops the subject's events
-  at decode and in the engine, waits until every batch decoded before that is stored, then
+  at decode and in the engine, waits until every batch decoded before that is done with, then
   forgets the subject in every account state (``SignalStage.erase``);
 - **ClickHouse forgets**: ``sinks.erasure`` removes the subject from every table, counts it
   and records the receipt; run where the database is open (``radar store``), once the batch it
@@ -155,7 +155,7 @@ class Eraser:
         self.stage = stage
         self.metrics = metrics
         self.gate = gate  # held by the agent while it decodes and applies a batch
-        self.drain = drain  # returns once every batch taken so far is stored
+        self.drain = drain  # returns once every batch taken so far is done with
         # (key, value) on the erasures topic, acknowledged; and ClickHouse's half, on the
         # writer's thread: only where the database is written (radar store)
         self.publish = publish
@@ -172,14 +172,15 @@ class Eraser:
         return await self.erase_tables(kind, subject_id)
 
     async def apply(self, kind: SubjectKind, digest: str) -> None:
-        """From now on the subject's events are dropped; what was taken before is stored
-        first, then every state forgets the subject. Idempotent."""
-        self.erased.add(kind, digest)
+        """From now on the subject's events are dropped; what was taken before is done with
+        first, then every state forgets the subject. Idempotent (counted once)."""
+        new = self.erased.add(kind, digest)
         async with self.gate:
             await self.drain()
             if self.stage is not None:
                 await self.stage.erase()
-        self.metrics.erasures.inc()
+        if new:
+            self.metrics.erasures.inc()
 
 
 def erasure_partitions(settings: Settings) -> set[int]:

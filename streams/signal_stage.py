@@ -370,7 +370,7 @@ class SignalStage:
     async def handle(self, accepted: Sequence[tuple[AcceptedEvent, Any]]
                      ) -> asyncio.Future[list[Any]]:
         """Admit and apply now; emit and persist behind. Returns what resolves to the tokens
-        of the events applied once their signals and states are stored."""
+        of the events applied once their signals and states are on Kafka."""
         async with self.lock:
             self.admit(accepted)
             result, dirty = await self.step_yielding()
@@ -394,7 +394,7 @@ class SignalStage:
 
     async def erase(self) -> None:
         """Apply the erasures (``self.erased``, just grown) to every state held now, and
-        store the changed states; returns when they are stored. Not in the middle of a step."""
+        save the changed states; returns when they are saved. Not in the middle of a step."""
         async with self.lock:
             dirty: dict[str, tuple[int, AccountState]] = {}
             for partition in sorted(self.loaded_partitions):
