@@ -4,7 +4,7 @@ writes ClickHouse from there (SPEC section 11).
 
 Agents read like a sentence — take a fetched batch, decode it, dead-letter what is refused,
 apply the rest, acknowledge what is finished. The consumer delivers a whole fetch as one event
-(streams.batch_consumer), and a message is acknowledged only when its effects are on Kafka:
+(streams.faust_internals), and a message is acknowledged only when its effects are on Kafka:
 its dead letter, or the signals and state of its event — in offset order per partition
 (streams.acks), so a committed offset never passes an unfinished message.
 """
@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import faust
-from faust.exceptions import NotReady
 from faust.types import TP, Message
 
 from processors.erasure import Erased
@@ -28,8 +27,14 @@ from processors.ingest import RawMessage
 from processors.rules import Rules
 from processors.watermark import Source, SourceActivity
 from streams.acks import AckTracker
-from streams.batch_consumer import use_batch_consumer
 from streams.erasure import Eraser, follow_erasures
+from streams.faust_internals import (
+    committed_offsets,
+    last_poll,
+    set_current_event,
+    set_table_serializer,
+    use_batch_consumer,
+)
 from streams.metrics import Metrics
 from streams.pipeline import IngestPipeline
 from streams.settings import Settings
@@ -90,7 +95,7 @@ class FaustStateTable:
 
     def put(self, account_id: str, partition: int, value: Any) -> None:
         if self.stream is not None:
-            self.stream._set_current_event(self._event(partition))
+            set_current_event(self.stream, self._event(partition))
         if value is not None:
             self.table[account_id] = value
         elif account_id in self.table:
@@ -109,13 +114,8 @@ def input_sources(app: faust.App, inputs: list[str], seen: dict[tuple[str, int],
     bring older events: all but those known caught up, by fetches answered just now, for the
     idle time (SourceActivity)."""
     consumer = app.consumer
-    committed = getattr(consumer, "_committed_offset", {})
-    try:
-        polled = consumer._thread._ensure_consumer().last_poll_timestamp  # type: ignore[attr-defined]
-    except (AttributeError, RuntimeError, NotReady):
-        # unknown (the consumer is not started yet, e.g. while a restarted worker waits to
-        # join its group): nothing is idle
-        polled = None
+    committed = committed_offsets(consumer)
+    polled = last_poll(consumer)  # None while unknown: nothing is idle
     now, wall_ms = time.monotonic(), time.time() * 1000
     wanted = set(inputs)
     assigned: set[Source] = set()
@@ -251,7 +251,7 @@ def create_app(settings: Settings, metrics: Metrics, rules: Rules,
     async def measure_lag() -> None:
         consumer = app.consumer
         seen: set[tuple[str, str]] = set()
-        committed = getattr(consumer, "_committed_offset", {})
+        committed = committed_offsets(consumer)
         for tp in consumer.assignment():
             if tp.topic not in watched:
                 continue
@@ -317,9 +317,7 @@ def _signal_stage(app: faust.App, settings: Settings, rules: Rules, metrics: Met
         # the changelog partition follows the key (account_id), like the input topics' keys
         use_partitioner=True,
     )
-    # the table encodes with its own serializer (taken from value_type, "json" by default),
-    # not the schema's: set before its store and changelog topic are made, on first use
-    cast(Any, accounts_table).value_serializer = STATE_CODEC
+    set_table_serializer(accounts_table, STATE_CODEC)
     state_table = FaustStateTable(app, accounts_table)
     offsets: dict[tuple[str, int], int] = {}
     activity = SourceActivity(settings.idle_source_seconds)

@@ -7,7 +7,6 @@ import gc
 import os
 import sys
 import threading
-from typing import Any
 
 from processors.erasure import Erased
 from processors.rules import DEFAULT_RULES, Rules, RulesError, parse_rules
@@ -52,12 +51,9 @@ def exit_after(seconds: float) -> threading.Timer:
 
 
 def run_worker(settings: Settings) -> None:
-    from faust import Worker
+    from streams.faust_internals import worker_class
 
-    class RadarWorker(Worker):
-        def _schedule_shutdown(self, signal: Any) -> None:
-            exit_after(SHUTDOWN_GRACE_S)
-            super()._schedule_shutdown(signal)
+    RadarWorker = worker_class(lambda: exit_after(SHUTDOWN_GRACE_S))
 
     rules = load_rules(settings)  # a bad rules file stops the worker before it starts
     metrics = Metrics()

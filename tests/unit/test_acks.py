@@ -8,7 +8,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from streams.acks import AckTracker
-from streams.batch_consumer import PINNED_FAUST
+from streams.faust_internals import PINNED_FAUST
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,36 @@ def test_a_late_finish_from_before_a_rebalance_does_not_count_for_the_reassigned
 
 
 def test_the_batch_consumer_runs_on_the_faust_version_it_was_written_for() -> None:
-    """streams.batch_consumer replaces an internal method: a new Faust must be re-checked."""
+    """streams.faust_internals replaces an internal method: a new Faust must be re-checked."""
     assert version("faust-streaming") == PINNED_FAUST
     project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     assert f"faust-streaming=={PINNED_FAUST}" in project["project"]["dependencies"]
+
+
+def test_faust_internals_are_touched_in_one_module_only() -> None:
+    """Private attributes of faust-streaming (and of mode, its service library) are named only
+    in streams/faust_internals.py, whose version is pinned above."""
+    import re
+    from pathlib import Path
+
+    private = re.compile(r"[.\"']_(committed_offset|thread|ensure_consumer|set_current_event|"
+                         r"schedule_shutdown|read_offset|drain_messages|new_messages|add_gap|"
+                         r"wait_next_records|tp_index)\b|\.value_serializer\s*=")
+    root = Path(__file__).resolve().parents[2]
+    offenders = sorted(str(p.relative_to(root)) for folder in ("streams", "processors", "sinks")
+                       for p in (root / folder).glob("*.py")
+                       if p.name != "faust_internals.py" and private.search(p.read_text()))
+    assert offenders == []
+    assert private.search((root / "streams" / "faust_internals.py").read_text())
+
+
+def test_radar_sql_and_erase_import_neither_faust_nor_a_kafka_stream_client() -> None:
+    """The analyst's commands start fast and work where only the database is reachable."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, streams.cli, streams.query, streams.erasure, streams.store_client; "
+             "print(sorted(m for m in ('faust', 'mode', 'aiokafka') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"

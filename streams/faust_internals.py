@@ -1,4 +1,9 @@
-"""A Faust consumer that hands agents a whole fetch at a time instead of one message at a time.
+"""Every touch of faust-streaming's internals, in one place, for the pinned version (a test
+checks it): the batch consumer below, and the few private attributes the worker reads or sets
+(``committed_offsets``, ``last_poll``, ``set_current_event``, ``set_table_serializer``,
+``worker_class``).
+
+The batch consumer hands agents a whole fetch at a time instead of one message at a time.
 
 Stock Faust delivers each message as its own event (a task switch, a queue put and get, a
 reference count): about 10k messages/s on our 2-core machine, whatever the agent does. Here
@@ -17,9 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
+from faust.exceptions import NotReady
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, AppT
 
@@ -127,3 +133,45 @@ def use_batch_consumer(app: AppT, topics: set[str]) -> None:
     """Make ``app`` read ``topics`` with :class:`BatchConsumer` (before its consumer is first
     used); the agents of those topics then receive lists of messages."""
     app.transport = BatchTransport(app.conf.broker_consumer, app, frozenset(topics))
+
+
+def committed_offsets(consumer: Any) -> Mapping[TP, int]:
+    """The offsets the consumer last committed, per partition (empty before the first)."""
+    committed: Mapping[TP, int] = getattr(consumer, "_committed_offset", {})
+    return committed
+
+
+def last_poll(consumer: Any) -> Callable[[TP], int | None] | None:
+    """When the broker last answered a fetch for a partition (ms since the epoch), or None
+    while unknown (the consumer is not started yet, e.g. while a restarted worker waits to
+    join its group)."""
+    try:
+        polled: Callable[[TP], int | None] = \
+            consumer._thread._ensure_consumer().last_poll_timestamp
+    except (AttributeError, RuntimeError, NotReady):
+        return None
+    return polled
+
+
+def set_current_event(stream: Any, event: Any) -> None:
+    """Make ``event`` the stream's current one: a table write then goes to that event's
+    partition."""
+    stream._set_current_event(event)
+
+
+def set_table_serializer(table: Any, codec: Any) -> None:
+    """A table encodes with its own serializer (taken from value_type, "json" by default),
+    not its schema's: set before its store and changelog topic are made, on first use."""
+    table.value_serializer = codec
+
+
+def worker_class(on_shutdown: Callable[[], Any]) -> type[Any]:
+    """Faust's Worker, calling ``on_shutdown`` first when a signal asks it to stop."""
+    from faust import Worker
+
+    class RadarWorker(Worker):
+        def _schedule_shutdown(self, signal: Any) -> None:
+            on_shutdown()
+            super()._schedule_shutdown(signal)
+
+    return RadarWorker
