@@ -15,7 +15,6 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,6 +45,7 @@ from sinks.schema import (
     table_ttl,
     upgrade_statements,
 )
+from sinks.sink import WriteResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -193,17 +193,12 @@ def json_insert(table: str) -> Insert[bytes]:
     return insert
 
 
-@dataclass(frozen=True, slots=True)
-class WriteResult:
-    table: str
-    offered: int  # rows handed to the writer
-    written: int  # rows inserted (offered minus those already stored)
-    seconds: float
-    attempts: int
+__all__ = ["ClickHouseWriter", "WriteResult"]
 
 
 class ClickHouseWriter:
-    """Owns the client; writes batches idempotently and answers read-only queries."""
+    """Owns the client; writes batches idempotently and answers read-only queries (a
+    ``sinks.sink.Sink``)."""
 
     def __init__(
         self,

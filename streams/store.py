@@ -36,6 +36,7 @@ from schemas.signals import Signal
 from sinks.analyst import AnalystQueries
 from sinks.clickhouse import ClickHouseWriter
 from sinks.erasure import erase as erase_in_clickhouse
+from sinks.sink import Sink
 from streams.erasure import Eraser, follow_erasures, read_erasures, send_erasure_record
 from streams.metrics import Metrics
 from streams.pipeline import IngestPipeline
@@ -78,7 +79,7 @@ class StoreBatch:
 class Store:
     """Writes fetched records into ClickHouse; the consumer loop is ``run_store``'s."""
 
-    def __init__(self, settings: Settings, writer: ClickHouseWriter, metrics: Metrics,
+    def __init__(self, settings: Settings, writer: Sink, metrics: Metrics,
                  erased: Erased) -> None:
         self.settings = settings
         self.writer = writer

@@ -19,6 +19,7 @@ from schemas.decode import ErrorClass, Rejection
 from schemas.signals import Signal
 from sinks.clickhouse import ClickHouseWriter
 from sinks.rows import AccountView, account_state_json
+from sinks.sink import MemorySink
 from streams.metrics import Metrics
 from streams.settings import load_settings
 from streams.store import Record, Store
@@ -87,6 +88,7 @@ def run_store(tmp_path: Path, batches: list[list[Record]], erased: Erased | None
         "dead_letters": "SELECT groupArraySorted(10)(dead_letter_id) FROM dead_letters",
         "signals": "SELECT count(), any(stakeholder_id), any(evidence) FROM signals",
         "champions": "SELECT groupArray(champions) FROM account_state FINAL",
+        "status": "SELECT any(status) FROM signals FINAL",
     }
 
     async def go() -> dict[str, Any]:
@@ -139,3 +141,29 @@ def test_scrubbing_changes_nothing_without_erasures_and_drops_an_erased_account(
     one = Erased()
     one.add("account", subject_hash("account", "acct-1"))
     assert scrub_signals([signal(1)], one) == []
+
+
+def test_the_memory_sink_keeps_what_clickhouse_keeps(tmp_path: Path) -> None:
+    """The same batches — a redelivery, a withdrawal, a newer state version — through the store
+    into embedded ClickHouse and into MemorySink: the same rows remain."""
+    withdrawn = signal(1).model_copy(update={"status": "withdrawn", "withdrawn_at": AT})
+    later = [Record(TOPICS.signals, 0, 5, b"acct-1", withdrawn.model_dump_json().encode(), MS),
+             Record(TOPICS.account_state, 0, 5, b"acct-1", state_line("acct-1", ["bo"], 20),
+                    MS)]
+    batches = [records(), later, records()]  # the first read again after the withdrawal
+    tables, _ = run_store(tmp_path, batches)
+
+    memory = MemorySink()
+    store = Store(SETTINGS, memory, Metrics(), Erased())
+
+    async def go() -> None:
+        for batch in batches:
+            await store.store(batch)
+
+    asyncio.run(go())
+    assert (sorted(memory.events),) == tables["events"]
+    assert (sorted(memory.dead_letters),) == tables["dead_letters"]
+    assert [s.status for s in memory.signals.values()] == ["withdrawn"]
+    assert tables["status"] == ("withdrawn",)
+    assert ([row["champions"] for row in memory.account_state.values()],) == tables["champions"]
+    assert tables["champions"] == ([["bo"]],)
