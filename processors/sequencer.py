@@ -177,7 +177,8 @@ class Sequencer:
             key = (event.account_id, source)
             latest = received.get(key)
             if latest is not None and t < latest - lateness:
-                self._late(event.account_id, source, raw.offset)
+                self._count_unapplied(self._state(event.account_id),
+                                      self._source_key(source), raw.offset)
                 self.settled.append(token)
                 continue
             if latest is None or t > latest:
@@ -198,12 +199,11 @@ class Sequencer:
             key = self.source_keys[source] = f"{source[0]}:{source[1]}"
         return key
 
-    def _late(self, account_id: str, source: Source, offset: int) -> None:
-        """Count an event that changes nothing: a redelivery if its source's offset was
-        applied already for the account, else late."""
-        state = self._state(account_id)
-        if state is not None and \
-                offset <= state.applied_through.get(self._source_key(source), -1):
+    def _count_unapplied(self, state: AccountState | None, source: str, offset: int,
+                         duplicate: bool = False) -> None:
+        """Count an event that changes nothing: a redelivery if the engine knew its id or its
+        source's offset was applied already for the account, else late."""
+        if duplicate or (state is not None and offset <= state.applied_through.get(source, -1)):
             self.counts.redelivered()
         else:
             self.counts.late()
@@ -259,10 +259,8 @@ class Sequencer:
                 dirty[e.account_id] = (partition, state)
                 source = self._source_key(held.source)
                 through = state.applied_through.get(source, -1)
-                if outcome.duplicate or (outcome.late and held.offset <= through):
-                    self.counts.redelivered()
-                elif outcome.late:
-                    self.counts.late()
+                if outcome.duplicate or outcome.late:
+                    self._count_unapplied(state, source, held.offset, outcome.duplicate)
                 if held.offset > through:
                     state.applied_through[source] = held.offset
                 if state.parked:
