@@ -80,6 +80,16 @@ class BatchResult:
     produced_at: dict[str, float] = field(default_factory=dict)  # signal_id -> trigger's produce time
 
 
+class MemoryStateTable(dict[str, Any]):
+    """A state table in memory (benchmarks, offline checks, tests)."""
+
+    def put(self, account_id: str, partition: int, value: Any) -> None:
+        if value is None:
+            self.pop(account_id, None)
+        else:
+            self[account_id] = value
+
+
 class Sequencer:
     """Holds events per account partition until the watermark passes them, applies them in
     event-time order and judges the days the watermark crosses (``step``)."""

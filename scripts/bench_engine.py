@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from processors.ingest import IngestBatch, RawMessage, ingest  # noqa: E402
 from processors.partitioning import partition_of  # noqa: E402
+from processors.sequencer import MemoryStateTable  # noqa: E402
 from schemas.decode import EventTimeBounds  # noqa: E402
 from streams.metrics import Metrics  # noqa: E402
 from streams.settings import load_settings  # noqa: E402
@@ -31,12 +32,6 @@ from streams.worker import load_rules  # noqa: E402
 
 DETECTED_AT = datetime(2030, 1, 1, tzinfo=UTC)
 
-
-class Table(dict[str, object]):
-    """The account-state table, in memory."""
-
-    def put(self, account_id: str, partition: int, value: object) -> None:
-        self[account_id] = value
 
 
 def decode_all(lines: list[bytes], batch: int) -> tuple[list[IngestBatch], float]:
@@ -62,7 +57,7 @@ def decode_all(lines: list[bytes], batch: int) -> tuple[list[IngestBatch], float
 
 def run_engine(batches: list[IngestBatch]) -> tuple[float, int]:
     settings = load_settings({})
-    stage = SignalStage(settings, load_rules(settings), Table(),
+    stage = SignalStage(settings, load_rules(settings), MemoryStateTable(),
                         Metrics(), None, sources=lambda: ((), ()),  # type: ignore[arg-type]
                         clock=lambda: DETECTED_AT)
     signals = 0

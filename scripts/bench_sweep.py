@@ -25,11 +25,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from bench_engine import DETECTED_AT, Table, decode_all  # noqa: E402
+from bench_engine import DETECTED_AT, decode_all  # noqa: E402
 
 import processors.sweep  # noqa: E402
 from processors.engine import advance_time  # noqa: E402
 from processors.rules import Rules  # noqa: E402
+from processors.sequencer import MemoryStateTable  # noqa: E402
 from processors.state import DAY, AccountState, day_of  # noqa: E402
 from schemas.events import AdImpression  # noqa: E402
 from streams.metrics import Metrics  # noqa: E402
@@ -60,7 +61,7 @@ def main() -> None:
     rules = load_rules(settings)
     batches, _ = decode_all(args.file.read_bytes().splitlines(), 5000)
     no_io: Any = None
-    stage = SignalStage(settings, rules, Table(), Metrics(), no_io,
+    stage = SignalStage(settings, rules, MemoryStateTable(), Metrics(), no_io,
                         sources=lambda: ((), ()), clock=lambda: DETECTED_AT)
     for batch in batches:
         stage.admit([(a, None) for a in batch.accepted])

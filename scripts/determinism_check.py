@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from processors.ingest import AcceptedEvent, RawMessage  # noqa: E402
 from processors.partitioning import partition_of  # noqa: E402
+from processors.sequencer import MemoryStateTable  # noqa: E402
 from processors.simulation import SimConfig, Simulation  # noqa: E402
 from processors.watermark import Source  # noqa: E402
 from schemas.decode import Rejection, decode_event  # noqa: E402
@@ -53,15 +54,6 @@ from streams.worker import load_rules  # noqa: E402
 DETECTED_AT = datetime(2030, 1, 1, tzinfo=UTC)
 Sources = Callable[[], tuple[Collection[Source], Collection[Source]]]
 
-
-class Table(dict[str, Any]):
-    """The account-state table, in memory."""
-
-    def put(self, account_id: str, partition: int, value: Any) -> None:
-        if value is None:
-            self.pop(account_id, None)
-        else:
-            self[account_id] = value
 
 
 def world_events(config: SimConfig, settings: Settings) -> list[InputEvent]:
@@ -105,7 +97,7 @@ class Run:
 
 def new_stage(settings: Settings, sources: Sources) -> SignalStage:
     no_io: Any = None  # step() writes nothing
-    return SignalStage(settings, load_rules(settings), Table(), Metrics(), no_io,
+    return SignalStage(settings, load_rules(settings), MemoryStateTable(), Metrics(), no_io,
                        sources=sources, clock=lambda: DETECTED_AT)
 
 

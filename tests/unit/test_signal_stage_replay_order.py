@@ -22,6 +22,7 @@ from conftest import build_event
 
 from processors.ingest import AcceptedEvent, RawMessage
 from processors.rules import DEFAULT_RULES
+from processors.sequencer import MemoryStateTable
 from processors.watermark import Source
 from schemas.decode import Rejection, decode_event
 from streams.metrics import Metrics
@@ -45,10 +46,6 @@ def view(event_id: str, at: str, stakeholder: str) -> dict[str, Any]:
                        account_id=ACCOUNT, stakeholder_id=stakeholder, action="view")
 
 
-class Table(dict[str, Any]):
-    def put(self, account_id: str, partition: int, value: Any) -> None:
-        self[account_id] = value
-
 
 def replay(logs: dict[str, list[dict[str, Any]]], fetches: list[Fetch]) -> dict[str, str]:
     """Feed the logs (the account's partition of each topic, each log in its order) as
@@ -62,7 +59,7 @@ def replay(logs: dict[str, list[dict[str, Any]]], fetches: list[Fetch]) -> dict[
             [(topic, partition) for topic, log in logs.items() if read[topic] < len(log)]
 
     no_io: Any = None  # step() writes nothing
-    stage = SignalStage(SETTINGS, DEFAULT_RULES, Table(), Metrics(), no_io,
+    stage = SignalStage(SETTINGS, DEFAULT_RULES, MemoryStateTable(), Metrics(), no_io,
                         sources=sources, clock=lambda: datetime(2030, 1, 1, tzinfo=UTC))
     fired: dict[str, str] = {}
     for fetch in fetches:

@@ -18,6 +18,7 @@ from processors.engine import Outcome, advance_time
 from processors.ingest import AcceptedEvent, RawMessage
 from processors.partitioning import partition_of
 from processors.rules import DEFAULT_RULES
+from processors.sequencer import MemoryStateTable
 from processors.simulation import SimConfig, Simulation
 from processors.state import DAY, AccountState, day_of
 from schemas.decode import Rejection, decode_event
@@ -29,10 +30,6 @@ from streams.signal_stage import YIELD_EVERY, BatchResult, SignalStage
 SETTINGS = load_settings({})
 DETECTED_AT = datetime(2030, 1, 1, tzinfo=UTC)
 
-
-class Table(dict[str, Any]):
-    def put(self, account_id: str, partition: int, value: Any) -> None:
-        self[account_id] = value
 
 
 class DailyStage(SignalStage):
@@ -63,7 +60,7 @@ class DailyStage(SignalStage):
 def stage(kind: type[SignalStage] = SignalStage, partitions: int = 3) -> SignalStage:
     no_io: Any = None  # step() writes nothing
     settings = SETTINGS.model_copy(update={"topic_partitions": partitions})
-    return kind(settings, DEFAULT_RULES, Table(), Metrics(), no_io,
+    return kind(settings, DEFAULT_RULES, MemoryStateTable(), Metrics(), no_io,
                 sources=lambda: ((), ()), clock=lambda: DETECTED_AT)
 
 
