@@ -19,7 +19,9 @@ Count = Annotated[int, Field(ge=1, le=1000)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    # defaults validated too: a float setting is a float (30.0, not 30) whether it comes from
+    # the file or the default, in the evidence it is cited in and whether compiled or not
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, validate_default=True)
 
 
 class Weights(_Section):

@@ -164,9 +164,9 @@ def window_points(score_days: dict[int, float], today: int, days: int, offset: i
     last = today - offset
     first = last - days + 1
     if len(score_days) <= days:
-        return sum(pts for day, pts in score_days.items() if first <= day <= last)
+        return sum((pts for day, pts in score_days.items() if first <= day <= last), 0.0)
     get = score_days.get
-    return sum(get(day, 0.0) for day in range(first, last + 1))
+    return sum((get(day, 0.0) for day in range(first, last + 1)), 0.0)
 
 
 def trim_days(score_days: dict[int, float], today: int, keep: int) -> None:
