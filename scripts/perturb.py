@@ -46,7 +46,26 @@ Perturbations (the names the command line takes):
   of the stream and restarted each time (the producer waits until the new worker commits); the
   store keeps running.
 
-Pass = the same set of open signal ids and the same number of events stored as the reference.
+Several workers (issue 12): they share the partitions as one consumer group (the same
+``RADAR_APP_ID``), each with its own web port and local folder (see ``perturb_stack.Stack``).
+The workers' group is described every half second (``perturb_stack.GroupWatch``): each run's
+notes say when the group settled, with which partitions on which member (m1, m2, ... in order
+of appearance), and which partitions moved when.
+
+- ``workers3``: three workers started one after the other, then ``radar publish`` at once (as
+  ``live``).
+- ``scale1to3to1``: one worker, at ``--rate``; at 1/3 of the stream two more start and the
+  producer waits until the group has settled with three; at 2/3 those two are stopped with
+  SIGTERM (they leave the group) and the producer waits until the first one holds every
+  partition again.
+- ``kill9of3``: three workers, settled, then at ``--rate``; at 1/2 of the stream the second one
+  is killed with SIGKILL and the producer goes on. The group hands that worker's partitions to
+  the two others only once its coordinator gives up on it: Faust's ``broker_session_timeout``,
+  60 s (no ``RADAR_*`` setting changes it), after its last heartbeat.
+
+Pass = the same set of open signal ids and the same number of events stored as the reference;
+for the several-worker runs also, without FINAL, as many rows in ``events`` as distinct event
+ids, as many as the reference stored: no event lost or stored twice.
 Prints one row per run (stdout), progress on stderr; ``--json`` for machines. Exit code 0 only
 when every run matched, 1 when one did not, 2 when the harness itself failed. Everything it starts
 (broker, stores, workers, temporary folders) is stopped and removed, on Ctrl-C too.
@@ -85,6 +104,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from perturb_stack import (  # noqa: E402
     OPEN_SIGNALS_SQL,
     REPO,
+    GroupView,
+    GroupWatch,
     HarnessError,
     KafkaPythonProducer,
     LibrdkafkaProducer,
@@ -101,7 +122,7 @@ from perturb_stack import (  # noqa: E402
 )
 
 from streams import kafka_local  # noqa: E402
-from streams.launch import end_offsets  # noqa: E402
+from streams.launch import committed_offsets, end_offsets  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 
 __all__ = ["OPEN_SIGNALS_SQL", "PERTURBATIONS", "Comparison", "Harness", "HarnessError", "Options",
@@ -110,7 +131,15 @@ __all__ = ["OPEN_SIGNALS_SQL", "PERTURBATIONS", "Comparison", "Harness", "Harnes
 PERTURBATIONS: tuple[str, ...] = (
     "replay", "replay-1000", "live", "slow-producer", "skewed", "topic-by-topic", "no-keys",
     "librdkafka", "mixed-partitioners", "broker-outage", "kill9",
+    "workers3", "scale1to3to1", "kill9of3",
 )
+# runs whose ``events`` rows must be exact without FINAL too: only workers change in them (the
+# store runs throughout, on a broker that stays up), so each event is stored once
+SEVERAL_WORKERS = frozenset({"workers3", "scale1to3to1", "kill9of3"})
+EXACT_ROWS = SEVERAL_WORKERS
+GROUP_SETTLE_TIMEOUT_S = 120.0  # for the group to settle after workers start or stop
+# after a SIGKILL: the session timeout (60 s) and then a rebalance
+GROUP_EXPIRY_TIMEOUT_S = 240.0
 # mixed-partitioners: the types a librdkafka client sends (web and ad sources); the rest go
 # through kafka-python, whose partitioner is Kafka's default
 LIBRDKAFKA_TYPES = frozenset({"ad_impression", "content_interaction"})
@@ -146,6 +175,9 @@ class Options:
     idle_seconds: float | None = None
     timeout: float = 600.0  # per run, for everything to be processed and stored
     keep: bool = False  # keep the temporary folder (worker and store logs, databases)
+    # every worker of a run in one local folder (RADAR_LOCAL_DIR), as on one machine without
+    # per-worker folders: see perturb_stack.Stack
+    shared_local_dir: bool = False
 
 
 # --- perturbed deliveries ----------------------------------------------------------------------
@@ -196,8 +228,14 @@ class Comparison:
         return {i: x for i, x in self.run.signals.items() if i not in self.reference.signals}
 
     @property
+    def rows_exact(self) -> bool:
+        """Without FINAL, one row per event id and as many ids as the reference stored."""
+        return self.run.event_rows == self.run.event_ids == self.reference.events
+
+    @property
     def matched(self) -> bool:
-        return not self.missing and not self.extra and self.run.events == self.reference.events
+        return not self.missing and not self.extra and self.run.events == self.reference.events \
+            and (self.rows_exact or self.perturbation not in EXACT_ROWS)
 
     def by_type(self) -> list[tuple[str, int, int]]:
         """(type, missing, extra), the largest differences first."""
@@ -213,7 +251,8 @@ class Comparison:
         return (f"{self.label}: {len(self.run.signals)} open signals against "
                 f"{len(self.reference.signals)}, {len(self.missing)} missing, {len(self.extra)} "
                 f"extra{' (' + kinds + (f', {more} more types' if more > 0 else '') + ')' if kinds else ''}; "
-                f"events {self.run.events} against {self.reference.events}")
+                f"events {self.run.events} against {self.reference.events} (without FINAL: "
+                f"{self.run.event_rows} rows, {self.run.event_ids} ids)")
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -222,6 +261,9 @@ class Comparison:
             "missing": len(self.missing), "extra": len(self.extra),
             "by_type": {t: {"missing": m, "extra": e} for t, m, e in self.by_type()},
             "events_reference": self.reference.events, "events_run": self.run.events,
+            "event_rows_run": self.run.event_rows, "event_ids_run": self.run.event_ids,
+            "signal_rows_run": self.run.signal_rows, "signal_ids_run": self.run.signal_ids,
+            "group_sizes": self.run.group_sizes, "group_timeline": self.run.group_timeline,
             "late_events": self.run.late_events, "seconds": round(self.run.seconds, 1),
             "notes": self.run.notes,
             "missing_ids": {i: x.as_json() for i, x in sorted(self.missing.items())},
@@ -230,7 +272,7 @@ class Comparison:
 
 
 HEADER = ("perturbation", "open ref", "open run", "missing", "extra", "events ref", "events run",
-          "late ignored", "seconds", "result", "by type (missing/extra)")
+          "rows/ids", "late ignored", "seconds", "result", "by type (missing/extra)")
 
 
 def table_rows(comparisons: Sequence[Comparison]) -> list[list[str]]:
@@ -242,9 +284,14 @@ def table_rows(comparisons: Sequence[Comparison]) -> list[list[str]]:
         late = "-" if c.run.late_events is None else f"{c.run.late_events:,.0f}"
         rows.append([c.label, f"{len(c.reference.signals):,}", f"{len(c.run.signals):,}",
                      f"{len(c.missing):,}", f"{len(c.extra):,}", f"{c.reference.events:,}",
-                     f"{c.run.events:,}", late, f"{c.run.seconds:.0f}",
+                     f"{c.run.events:,}", f"{_count(c.run.event_rows)}/{_count(c.run.event_ids)}",
+                     late, f"{c.run.seconds:.0f}",
                      "match" if c.matched else "DIFFERS", kinds or "-"])
     return rows
+
+
+def _count(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
 
 
 def render_table(comparisons: Sequence[Comparison], markdown: bool = False) -> str:
@@ -341,7 +388,8 @@ class Harness:
         if self.options.idle_seconds is not None:
             extra_env = {"RADAR_IDLE_SOURCE_SECONDS": f"{self.options.idle_seconds:g}",
                          **(extra_env or {})}
-        stack = Stack(self.broker, self.root, label, extra_env)
+        stack = Stack(self.broker, self.root, label, extra_env,
+                      shared_local_dir=self.options.shared_local_dir)
         self._stacks.append(stack)
         try:
             yield stack
@@ -385,7 +433,6 @@ class Harness:
         return comparisons
 
     def _run_one(self, name: str, label: str) -> RunResult:
-        o = self.options
         if name == "replay":
             return self._replay(label)
         if name == "replay-1000":
@@ -393,34 +440,62 @@ class Harness:
         assert self.world is not None and self.broker is not None
         started = time.perf_counter()
         with self._stack(label) as stack:
-            if name in ("no-keys", "librdkafka", "mixed-partitioners"):
-                # the reference's order (publish, then start), another producer
-                producer: Producer
-                if name == "no-keys":
-                    producer = KafkaPythonProducer(stack.settings, keys="none")
-                elif name == "librdkafka":
-                    producer = LibrdkafkaProducer(stack.settings)
-                else:
-                    producer = MixedProducer(stack.settings, LIBRDKAFKA_TYPES)
-                    stack.notes.append(f"{', '.join(sorted(LIBRDKAFKA_TYPES))} through librdkafka "
-                                       "(CRC32), the other types through kafka-python (murmur2)")
-                try:
-                    feed(producer, self.records)
-                finally:
-                    producer.close()
-                stack.start_worker()
-            elif name == "live":
-                stack.start_worker()
-                stack.publish_file(self.world)
+            try:
+                return self._perturbed(name, label, stack, started)
+            except HarnessError as exc:
+                if stack.group_watch is None:
+                    raise
+                raise HarnessError(f"{exc}\nthe workers' group, as seen:\n" +
+                                   "\n".join(stack.group_watch.timeline())) from exc
+
+    def _perturbed(self, name: str, label: str, stack: Stack, started: float) -> RunResult:
+        o = self.options
+        assert self.world is not None
+        if name in ("no-keys", "librdkafka", "mixed-partitioners"):
+            # the reference's order (publish, then start), another producer
+            producer: Producer
+            if name == "no-keys":
+                producer = KafkaPythonProducer(stack.settings, keys="none")
+            elif name == "librdkafka":
+                producer = LibrdkafkaProducer(stack.settings)
             else:
+                producer = MixedProducer(stack.settings, LIBRDKAFKA_TYPES)
+                stack.notes.append(f"{', '.join(sorted(LIBRDKAFKA_TYPES))} through librdkafka "
+                                   "(CRC32), the other types through kafka-python (murmur2)")
+            try:
+                feed(producer, self.records)
+            finally:
+                producer.close()
+            stack.start_worker()
+        elif name == "live":
+            stack.start_worker()
+            stack.publish_file(self.world)
+        elif name == "workers3":
+            watch = stack.watch_group()
+            first = time.monotonic()
+            for _ in range(3):
                 stack.start_worker()
-                producer = KafkaPythonProducer(stack.settings)
-                try:
-                    self._paced(name, stack, producer)
-                finally:
-                    producer.close()
-            stack.wait_processed(o.timeout)
-            return stack.result(started)
+            stack.publish_file(self.world)
+            stack.notes.append("3 workers started one after the other, then radar publish")
+            settled = watch.wait_settled(3, GROUP_SETTLE_TIMEOUT_S, stack.check_running)
+            stack.notes.append(f"group settled {settled.t - first:.1f}s after the first worker "
+                               f"was started: {watch.show(settled)}")
+        else:
+            if name in SEVERAL_WORKERS:
+                stack.watch_group()
+            stack.start_worker()
+            producer = KafkaPythonProducer(stack.settings)
+            try:
+                self._paced(name, stack, producer)
+            finally:
+                producer.close()
+        stack.wait_processed(o.timeout)
+        result = stack.result(started)
+        if stack.group_watch is not None:
+            result.group_timeline = stack.group_watch.timeline()
+            self.say(f"  {label}: the workers' group, as seen:\n    " +
+                     "\n    ".join(result.group_timeline))
+        return result
 
     def _paced(self, name: str, stack: Stack, producer: Producer) -> None:
         o = self.options
@@ -453,6 +528,27 @@ class Harness:
             stack.notes.append(f"broker {o.outage_mode} once the worker had committed "
                                f"{committed:,} of {n:,}")
             self._outage(stack)
+            return
+        elif name == "scale1to3to1":
+            watch = stack.watch_group()
+            watch.wait_settled(1, GROUP_SETTLE_TIMEOUT_S, stack.check_running)
+            hooks[n // 3] = self._scale_up(stack, watch, n // 3)
+            hooks[2 * n // 3] = self._scale_down(stack, watch, 2 * n // 3)
+            stack.notes.append(f"1 worker, 2 more at event {n // 3:,}, those 2 stopped (SIGTERM) "
+                               f"at event {2 * n // 3:,} of {n:,}, {o.rate:g}/s")
+        elif name == "kill9of3":
+            watch = stack.watch_group()
+            for _ in range(2):  # the first was started with the stack's run
+                stack.start_worker()
+            settled = watch.wait_settled(3, GROUP_SETTLE_TIMEOUT_S, stack.check_running)
+            stack.notes.append(f"3 workers settled {settled.t - watch.started:.1f}s after the "
+                               f"first was started: {watch.show(settled)}")
+            killed: list[tuple[float, dict[tuple[str, int], int]]] = []
+            hooks[n // 2] = self._kill_one_of(stack, watch, n // 2, killed)
+            stack.notes.append(f"worker-1 killed (SIGKILL) at event {n // 2:,} of {n:,}, "
+                               f"{o.rate:g}/s, the producer going on")
+            feed(producer, records, rate=rate, hooks=hooks)
+            self._after_kill(stack, watch, killed)
             return
         elif name == "kill9":
             at_events = [n * k // (o.kills + 1) for k in range(1, o.kills + 1)]
@@ -508,6 +604,105 @@ class Harness:
                          f"retrying in 3 s")
                 time.sleep(3)
 
+    def _scale_up(self, stack: Stack, watch: GroupWatch, at: int) -> Callable[[], None]:
+        def up() -> None:
+            before = watch.latest()
+            self.say(f"  {stack.label}: 2 more workers at event {at:,}")
+            asked = time.monotonic()
+            stack.start_worker()
+            stack.start_worker()
+            ready = time.monotonic()
+            settled = watch.wait_settled(3, GROUP_SETTLE_TIMEOUT_S, stack.check_running)
+            began = watch.first_change(asked)
+            stack.notes.append(
+                f"scale up: the 2 workers answered {ready - asked:.1f}s after the first was "
+                f"started; the group began to rebalance at +{_since(began, asked)} and settled "
+                f"at +{settled.t - asked:.1f}s ({watch.show(settled)}; moved: "
+                f"{watch.moves(before, settled) if before else '?'})")
+
+        return up
+
+    def _scale_down(self, stack: Stack, watch: GroupWatch, at: int) -> Callable[[], None]:
+        def down() -> None:
+            before = watch.latest()
+            leaving = stack.running_workers[1:]  # the two the scale up started
+            self.say(f"  {stack.label}: SIGTERM {', '.join(p.name for p in leaving)} at event "
+                     f"{at:,}")
+            asked = time.monotonic()
+            exits = stack.stop_workers(leaving, signal.SIGTERM)
+            settled = watch.wait_settled(1, GROUP_SETTLE_TIMEOUT_S, stack.check_running)
+            began = watch.first_change(asked)
+            stopped = ", ".join(f"{p.name} exited {code} after {secs:.1f}s"
+                                for p, (code, secs) in zip(leaving, exits, strict=True))
+            stack.notes.append(
+                f"scale down: {stopped}; "
+                f"the group began to rebalance at +{_since(began, asked)} and settled at "
+                f"+{settled.t - asked:.1f}s ({watch.show(settled)}; moved: "
+                f"{watch.moves(before, settled) if before else '?'})")
+
+        return down
+
+    def _kill_one_of(self, stack: Stack, watch: GroupWatch, at: int,
+                     killed: list[tuple[float, dict[tuple[str, int], int]]]
+                     ) -> Callable[[], None]:
+        def kill() -> None:
+            victim = stack.running_workers[1]
+            done = committed_offsets(stack.settings.kafka_bootstrap, stack.settings.app_id)
+            self.say(f"  {stack.label}: kill -9 {victim.name} at event {at:,} "
+                     f"({stack.committed():,} committed); the producer goes on")
+            stack.kill_worker(victim)
+            killed.append((time.monotonic(), done))
+
+        return kill
+
+    def _after_kill(self, stack: Stack, watch: GroupWatch,
+                    killed: list[tuple[float, dict[tuple[str, int], int]]]) -> None:
+        """Once the producer is done: how long the group took to give the killed worker's
+        partitions to the others, and those to commit there again."""
+        if not killed:
+            raise HarnessError("the worker was not killed: the stream ended before the hook")
+        at, done_then = killed[0]
+        before = next((v for v in reversed(watch.history()) if v.t < at), None)
+        self.say(f"  {stack.label}: waiting for the group to drop the killed worker "
+                 f"(session timeout)")
+        settled = watch.wait_settled(2, GROUP_EXPIRY_TIMEOUT_S, stack.check_running)
+        began = watch.first_change(at)
+        if before is None or began is None:
+            raise HarnessError("the group was not seen before and after the kill")
+        gone = {m for m, _ in before.members} - {m for m, _ in settled.members}
+        moved = sorted({p for m, tps in before.members if m in gone for _, p in tps})
+        tps = [(t, p) for t in stack.settings.topics.inputs for p in moved]
+        rebalance = (f"kill -9: the group began to rebalance at +{began.t - at:.1f}s (the "
+                     f"session timeout), settled at +{settled.t - at:.1f}s "
+                     f"({watch.show(settled)}; moved: {watch.moves(before, settled)})")
+        self.say(f"  {stack.label}: {rebalance}")
+        # the new owners go on from the killed worker's last commit on those partitions
+        resumed: float | None = None
+        deadline = time.monotonic() + self.options.timeout
+        while True:
+            stack.check_running()
+            now_done = committed_offsets(stack.settings.kafka_bootstrap, stack.settings.app_id)
+            ends = stack._end_offsets(list(stack.settings.topics.inputs), deadline)
+            if resumed is None and any(now_done.get(tp, -1) > done_then.get(tp, -1) for tp in tps):
+                resumed = time.monotonic()
+            if all(now_done.get(tp, -1) >= ends.get(tp, 0) for tp in tps):
+                caught_up = time.monotonic()
+                break
+            if time.monotonic() > deadline:
+                stuck = ", ".join(
+                    f"{t.rsplit('.', 1)[-1]}:{p} {max(now_done.get((t, p), 0), 0)}/{ends[(t, p)]}"
+                    f" (at the kill {max(done_then.get((t, p), 0), 0)})"
+                    for t, p in tps if now_done.get((t, p), -1) < ends.get((t, p), 0))
+                raise HarnessError(f"{rebalance}; partitions {moved} were not committed to their "
+                                   f"end {self.options.timeout:.0f}s after that (topic:partition "
+                                   f"committed/end: {stuck}):\n{stack.logs()}")
+            time.sleep(0.3)
+        left = sum(max(0, ends[tp] - max(done_then.get(tp, 0), 0)) for tp in tps)
+        stack.notes.append(
+            f"{rebalance}; partitions {moved} had {left:,} message(s) not committed by the "
+            f"killed worker; commits there resumed at +{_since_t(resumed, at)} and reached "
+            f"their end at +{caught_up - at:.1f}s")
+
     def _killer(self, stack: Stack, at: int) -> Callable[[], None]:
         def kill() -> None:
             committed = stack.committed()
@@ -526,6 +721,14 @@ class Harness:
                                f"worker committed again after {time.monotonic() - waited:.0f}s")
 
         return kill
+
+
+def _since(view: GroupView | None, t: float) -> str:
+    return "?" if view is None else f"{view.t - t:.1f}s"
+
+
+def _since_t(when: float | None, t: float) -> str:
+    return "- (nothing was left to commit)" if when is None else f"{when - t:.1f}s"
 
 
 def _sleeper(seconds: float) -> Callable[[], None]:
@@ -572,6 +775,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[list[str], Options, a
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': stdout)")
     p.add_argument("--markdown", action="store_true", help="print the table as markdown")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, data)")
+    p.add_argument("--shared-local-dir", action="store_true",
+                   help="every worker of a run in one RADAR_LOCAL_DIR (default: one each)")
     args = p.parse_args(argv)
     names = getattr(args, "perturbations", None) or list(PERTURBATIONS)
     unknown = [n for n in names if n not in PERTURBATIONS]
@@ -583,7 +788,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[list[str], Options, a
                       topic_gap=args.topic_gap, outage_seconds=args.outage_seconds,
                       outage_mode=args.outage_mode, kills=args.kills,
                       live_repeats=args.live_repeats, idle_seconds=args.idle_seconds,
-                      timeout=args.timeout, keep=args.keep)
+                      timeout=args.timeout, keep=args.keep,
+                      shared_local_dir=args.shared_local_dir)
     return names, options, args
 
 

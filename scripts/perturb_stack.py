@@ -8,6 +8,7 @@ set of open signals once everything is processed and stored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -52,12 +54,17 @@ from streams.store_client import (  # noqa: E402
 OPEN_SIGNALS_SQL = ("SELECT signal_id, type, account_id, toString(occurred_at) FROM signals FINAL "
                     "WHERE status = 'open'")
 EVENTS_SQL = "SELECT count() FROM events FINAL"
+# every row the store wrote, before any merge: a message stored twice is two rows here (FINAL
+# shows one of them), one lost is missing from both counts
+EVENT_ROWS_SQL = "SELECT count(), uniqExact(event_id) FROM events"
+SIGNAL_ROWS_SQL = "SELECT count(), uniqExact(signal_id) FROM signals"
 
 START_TIMEOUT_S = 120.0  # for a worker or the store to answer /metrics
 STOP_TIMEOUT_S = 15.0  # then SIGKILL: a run's results are read before it stops
 SETTLE_SECONDS = 2.0  # the open signals must stay put this long after the store caught up
 RESULT_TIMEOUT_S = 120.0  # for the store to catch up again while the result settles
 QUERY_MARGIN_S = 30.0  # beyond a query's own time bound (RADAR_SQL_MAX_SECONDS)
+GROUP_POLL_S = 0.5  # how often GroupWatch describes the workers' consumer group
 
 
 def say_on_stderr(message: str) -> None:
@@ -273,6 +280,18 @@ class RunResult:
     seconds: float
     late_events: float | None = None
     notes: list[str] = field(default_factory=list)
+    # events without FINAL: rows written and distinct event ids (equal, and equal to the
+    # events published, when nothing was stored twice nor lost)
+    event_rows: int | None = None
+    event_ids: int | None = None
+    # signals rows and distinct ids: a worker that takes over partitions sends again the
+    # signals of what was not committed yet (at least once; FINAL keeps one)
+    signal_rows: int | None = None
+    signal_ids: int | None = None
+    # the sizes of the workers' group each time it was seen settled (GroupWatch), in order,
+    # and what the harness did and the group went through (GroupWatch.timeline)
+    group_sizes: list[int] = field(default_factory=list)
+    group_timeline: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -284,10 +303,15 @@ class Process:
     proc: subprocess.Popen[bytes]
     settings: Settings
     log: Path
+    ended: bool = False  # stopped or killed on purpose: no longer expected to run
 
     @property
     def running(self) -> bool:
         return self.proc.poll() is None
+
+    @property
+    def name(self) -> str:
+        return self.log.stem
 
 
 def sum_metric(text: str, name: str) -> float | None:
@@ -298,13 +322,198 @@ def sum_metric(text: str, name: str) -> float | None:
     return sum(values) if values else None
 
 
+# --- the workers' consumer group -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    """The workers' consumer group as its coordinator described it at ``t`` (monotonic
+    seconds): its state and each member's input partitions (topic, partition)."""
+
+    t: float
+    state: str  # Stable, PreparingRebalance, CompletingRebalance, Empty, Dead
+    members: tuple[tuple[str, frozenset[tuple[str, int]]], ...]  # by member id
+
+    def settled(self, size: int, inputs: Sequence[str], partitions: int) -> bool:
+        """Stable with ``size`` members that share every input partition, each exactly once."""
+        if self.state != "Stable" or len(self.members) != size:
+            return False
+        assigned = [tp for _, tps in self.members for tp in tps]
+        return len(assigned) == len(set(assigned)) and \
+            set(assigned) == {(t, p) for t in inputs for p in range(partitions)}
+
+    def owners(self) -> dict[int, str]:
+        """partition number -> member id (the input topics are co-partitioned: one member
+        reads a partition number on every input topic)."""
+        return {p: member for member, tps in self.members for _, p in tps}
+
+
+class GroupWatch:
+    """Describes the workers' consumer group every GROUP_POLL_S in a thread of its own and
+    keeps each change (``views``), so that a run can say when a rebalance started and settled
+    and which partitions moved; ``mark`` puts what the harness did on the same clock."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.bootstrap = settings.kafka_bootstrap
+        self.group = settings.app_id
+        self.inputs = list(settings.topics.inputs)
+        self.partitions = settings.topic_partitions
+        self.started = time.monotonic()
+        self.views: list[GroupView] = []
+        self.marks: list[tuple[float, str]] = []
+        self.names: dict[str, str] = {}  # member id -> m1, m2, ... in order of appearance
+        self.errors = 0
+        self._lock = threading.RLock()  # show() names members under it (timeline)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="group-watch", daemon=True)
+        self._thread.start()
+
+    def _describe(self, admin: Any) -> GroupView:
+        described = admin.describe_groups([self.group])[self.group]
+        wanted = set(self.inputs)
+        members = []
+        for m in described.get("members") or ():
+            assignment = m.get("member_assignment")
+            tps: set[tuple[str, int]] = set()
+            if isinstance(assignment, dict):
+                for entry in assignment.get("assigned_partitions") or ():
+                    if entry["topic"] in wanted:
+                        tps.update((entry["topic"], int(p)) for p in entry["partitions"])
+            members.append((str(m["member_id"]), frozenset(tps)))
+        return GroupView(time.monotonic(), str(described.get("group_state")),
+                         tuple(sorted(members)))
+
+    def _run(self) -> None:
+        from kafka.admin import KafkaAdminClient
+
+        admin: Any = None
+        while not self._stop.is_set():
+            try:
+                if admin is None:
+                    admin = KafkaAdminClient(bootstrap_servers=self.bootstrap.split(","),
+                                             client_id="radar-perturb-watch",
+                                             request_timeout_ms=5000)
+                view: GroupView | None = self._describe(admin)
+            except Exception:  # noqa: BLE001 - a broker or coordinator not answering: try again
+                self.errors += 1
+                view = None
+                if admin is not None:
+                    with contextlib.suppress(Exception):
+                        admin.close()
+                    admin = None
+            if view is not None:
+                with self._lock:
+                    last = self.views[-1] if self.views else None
+                    if last is None or (last.state, last.members) != (view.state, view.members):
+                        self.views.append(view)
+                        for member, _ in view.members:
+                            self.names.setdefault(member, f"m{len(self.names) + 1}")
+            self._stop.wait(GROUP_POLL_S)
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                admin.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def mark(self, what: str) -> float:
+        now = time.monotonic()
+        with self._lock:
+            self.marks.append((now, what))
+        return now
+
+    def latest(self) -> GroupView | None:
+        with self._lock:
+            return self.views[-1] if self.views else None
+
+    def history(self) -> list[GroupView]:
+        with self._lock:
+            return list(self.views)
+
+    def is_settled(self, view: GroupView, size: int) -> bool:
+        return view.settled(size, self.inputs, self.partitions)
+
+    def wait_settled(self, size: int, timeout: float,
+                     alive: Callable[[], None] = lambda: None) -> GroupView:
+        """Until the group is stable with ``size`` members sharing every input partition;
+        ``alive`` raises when a process the run needs has died."""
+        deadline = time.monotonic() + timeout
+        while True:
+            view = self.latest()
+            if view is not None and self.is_settled(view, size):
+                return view
+            alive()
+            if time.monotonic() > deadline:
+                raise HarnessError(f"the workers' group did not settle with {size} member(s) "
+                                   f"in {timeout:.0f}s; last seen: {self.show(view)}")
+            time.sleep(GROUP_POLL_S / 2)
+
+    def first_change(self, after: float) -> GroupView | None:
+        """The first view recorded after ``after`` (the start of a rebalance, say)."""
+        return next((v for v in self.history() if v.t > after), None)
+
+    def name(self, member: str) -> str:
+        with self._lock:
+            return self.names.get(member, member[-6:])
+
+    def show(self, view: GroupView | None) -> str:
+        """``Stable: m1 [0, 1], m2 [2, 3]`` (partition numbers of the input topics)."""
+        if view is None:
+            return "nothing (the group was never described)"
+        parts = []
+        for member, tps in view.members:
+            numbers = sorted({p for _, p in tps})
+            parts.append(f"{self.name(member)} {numbers}")
+        return f"{view.state}: {', '.join(parts) or 'no members'}"
+
+    def moves(self, before: GroupView, after: GroupView) -> str:
+        """Which partitions changed owner between two views: ``4, 5 m3 -> m1``."""
+        old, new = before.owners(), after.owners()
+        moved: dict[tuple[str, str], list[int]] = {}
+        for p in sorted(set(old) | set(new)):
+            if old.get(p) != new.get(p):
+                key = (self.name(old[p]) if p in old else "-",
+                       self.name(new[p]) if p in new else "-")
+                moved.setdefault(key, []).append(p)
+        return "; ".join(f"{', '.join(map(str, ps))} {a} -> {b}" for (a, b), ps in moved.items()) \
+            or "none"
+
+    def timeline(self) -> list[str]:
+        """What the harness did and every state the group went through, in order, in seconds
+        since the watch began."""
+        with self._lock:
+            items = [(t, f"harness: {what}") for t, what in self.marks] + \
+                [(v.t, "group " + self.show(v)) for v in self.views]
+        return [f"+{t - self.started:.1f}s {line}" for t, line in sorted(items)]
+
+    def sizes(self) -> list[int]:
+        """The group's size each time it was seen settled, consecutive repeats once."""
+        sizes: list[int] = []
+        for v in self.history():
+            if v.state == "Stable" and v.members and self.is_settled(v, len(v.members)) \
+                    and (not sizes or sizes[-1] != len(v.members)):
+                sizes.append(len(v.members))
+        return sizes
+
+
 class Stack:
     """One isolated installation on the harness's broker: its topics, consumer groups, embedded
     database, local folder and web ports, the ``radar store`` that writes the database and the
-    ``radar worker`` processes it started (one at a time: a restart follows a kill)."""
+    ``radar worker`` processes it started (one or several at a time, sharing the partitions as
+    one consumer group).
+
+    Each worker running at once has a local folder of its own (``RADAR_LOCAL_DIR``: Faust's
+    RocksDB tables live there), as each container has in compose and as Faust's documentation
+    asks of workers on one machine: a second worker on the same folder crashed at its first
+    rebalance, on the lock of a partition's RocksDB directory that the first worker held open
+    (``IO error: While lock file: .../accounts-state-5.db/LOCK: Resource temporarily
+    unavailable``). A worker started after one has ended takes over that one's folder (a
+    restart finds its RocksDB files). ``shared_local_dir`` gives every worker the same folder,
+    to see that crash again."""
 
     def __init__(self, broker: Settings, root: Path, label: str,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, shared_local_dir: bool = False) -> None:
         tag = uuid.uuid4().hex[:8]
         self.label = label
         self.dir = root / f"run-{label}-{tag}"
@@ -328,6 +537,8 @@ class Stack:
         self.store: Process | None = None
         self.worker_processes: list[Process] = []
         self.notes: list[str] = []
+        self.shared_local_dir = shared_local_dir
+        self.group_watch: GroupWatch | None = None
         kafka_local.create_topics(self.settings, say=lambda _: None)
 
     def full_env(self, env: dict[str, str] | None = None) -> dict[str, str]:
@@ -341,6 +552,17 @@ class Stack:
     @property
     def worker(self) -> subprocess.Popen[bytes] | None:
         return self.worker_processes[-1].proc if self.worker_processes else None
+
+    @property
+    def running_workers(self) -> list[Process]:
+        """The workers started and not ended on purpose (running, unless one died)."""
+        return [p for p in self.worker_processes if not p.ended]
+
+    def watch_group(self) -> GroupWatch:
+        """Start describing the workers' consumer group (GroupWatch); once per stack."""
+        if self.group_watch is None:
+            self.group_watch = GroupWatch(self.settings)
+        return self.group_watch
 
     def logs(self, chars: int = 3000) -> str:
         """The tails of every worker's and store's log."""
@@ -375,20 +597,64 @@ class Stack:
         return stop(self.store.proc, sig, timeout=STOP_TIMEOUT_S)
 
     def start_worker(self) -> subprocess.Popen[bytes]:
-        """A ``radar worker`` on a web port of its own; the stack's store is started first if
-        it has none running yet (it then keeps running across worker kills and restarts)."""
+        """A ``radar worker`` on a web port and in a local folder of its own (see the class);
+        the stack's store is started first if it has none running yet (it then keeps running
+        across worker kills and restarts)."""
         if self.store is None:
             self.start_store()
-        env = {**self.env, "RADAR_WEB_PORT": str(free_port())}
+        env = {**self.env, "RADAR_WEB_PORT": str(free_port()),
+               "RADAR_LOCAL_DIR": str(self._worker_local_dir())}
         process = self._launch("worker", env, len(self.worker_processes))
         self.worker_processes.append(process)
+        if self.group_watch is not None:
+            self.group_watch.mark(f"{process.name} started (pid {process.proc.pid})")
         return process.proc
 
-    def kill_worker(self) -> None:
-        process = self.worker_processes[-1] if self.worker_processes else None
+    def _worker_local_dir(self) -> Path:
+        """The stack's own folder for the first worker (and every worker when shared), else
+        the first of local-1, local-2, ... that no running worker uses."""
+        if self.shared_local_dir:
+            return Path(self.env["RADAR_LOCAL_DIR"])
+        busy = {p.settings.local for p in self.worker_processes if p.running}
+        slot = 0
+        while True:
+            folder = Path(self.env["RADAR_LOCAL_DIR"]) if slot == 0 else self.dir / f"local-{slot}"
+            if folder not in busy:
+                return folder
+            slot += 1
+
+    def kill_worker(self, process: Process | None = None) -> None:
+        """SIGKILL ``process`` (by default the last worker started that still runs)."""
+        if process is None:
+            running = [p for p in self.running_workers if p.running]
+            process = running[-1] if running else None
         if process is None or not process.running:
             raise HarnessError("no running worker to kill")
+        process.ended = True
+        if self.group_watch is not None:
+            self.group_watch.mark(f"{process.name} killed (SIGKILL)")
         stop(process.proc, signal.SIGKILL, timeout=30)
+
+    def stop_workers(self, processes: Sequence[Process], sig: int = signal.SIGTERM
+                     ) -> list[tuple[int, float]]:
+        """Signal every one of ``processes`` at once, then wait for each (SIGKILL after
+        STOP_TIMEOUT_S); returns each one's exit code and seconds to exit."""
+        for p in processes:
+            if not p.running:
+                raise HarnessError(f"{p.name} is not running (exit {p.proc.returncode}):\n"
+                                   f"{self.logs()}")
+        signalled = time.monotonic()
+        for p in processes:
+            p.ended = True
+            p.proc.send_signal(sig)
+        if self.group_watch is not None:
+            self.group_watch.mark(f"{', '.join(p.name for p in processes)} sent "
+                                  f"{signal.Signals(sig).name}")
+        done = []
+        for p in processes:
+            code = stop(p.proc, sig, timeout=STOP_TIMEOUT_S)
+            done.append((code, time.monotonic() - signalled))
+        return done
 
     def publish_file(self, path: Path) -> None:
         done = subprocess.run(radar_command("publish", str(path), "-q"), env=self.full_env(),
@@ -398,10 +664,10 @@ class Stack:
                                f"{done.stderr}")
 
     def check_running(self, worker: bool = True) -> None:
-        """The store (and the last worker) must still run: a process that died is a failed
-        run, said with its exit code and the logs' tails."""
-        processes = [self.store] + (self.worker_processes[-1:] if worker else [])
-        if worker and not self.worker_processes:
+        """The store (and every worker not ended on purpose) must still run: a process that
+        died is a failed run, said with its exit code and the logs' tails."""
+        processes = [self.store] + (self.running_workers if worker else [])
+        if worker and not self.running_workers:
             raise HarnessError(f"no worker was started:\n{self.logs()}")
         for p in processes:
             if p is None:
@@ -438,8 +704,12 @@ class Stack:
                 return
             now = time.monotonic()
             if now > deadline:
+                stuck = ", ".join(f"{t.rsplit('.', 1)[-1]}:{p} {max(done.get((t, p), 0), 0)}/{end}"
+                                  for (t, p), end in sorted(ends.items())
+                                  if end > max(done.get((t, p), 0), 0))
                 raise HarnessError(f"{who} still had {behind} message(s) to commit after "
-                                   f"{timeout:.0f}s:\n{self.logs()}")
+                                   f"{timeout:.0f}s (topic:partition committed/end: {stuck})"
+                                   f":\n{self.logs()}")
             if now - last_report > 15:
                 say_on_stderr(f"  {self.label}: {who}: {behind:,} message(s) not committed yet")
                 last_report = now
@@ -527,14 +797,17 @@ class Stack:
             raise HarnessError(f"the store did not answer {sql!r}: {exc}") from exc
         return [list(r) for r in answer["rows"]]
 
-    def metrics(self, command: str) -> str | None:
-        """The /metrics text of the last worker (``worker``: the engine's counters: late,
-        redelivered, rerouted, held events, idle releases) or of the store (``store``: rows
-        written, inserts, the lag of the topics it stores); None when it does not answer."""
+    def metrics(self, command: str, process: Process | None = None) -> str | None:
+        """The /metrics text of a worker (``worker``: the engine's counters: late,
+        redelivered, rerouted, held events, idle releases; by default the last one started
+        that is not ended) or of the store (``store``: rows written, inserts, the lag of the
+        topics it stores); None when it does not answer."""
         if command == "store":
             settings = self.store.settings if self.store is not None else self.settings
-        elif self.worker_processes:
-            settings = self.worker_processes[-1].settings
+        elif process is not None:
+            settings = process.settings
+        elif self.running_workers:
+            settings = self.running_workers[-1].settings
         else:
             return None
         try:
@@ -544,8 +817,15 @@ class Stack:
             return None
 
     def metric(self, command: str, name: str) -> float | None:
-        text = self.metrics(command)
-        return None if text is None else sum_metric(text, name)
+        """A store metric, or the sum of a worker metric over the workers still running (a
+        killed or stopped worker's counts went with it); None when none answers."""
+        if command == "store":
+            text = self.metrics(command)
+            return None if text is None else sum_metric(text, name)
+        values = [v for p in self.running_workers
+                  if (text := self.metrics(command, p)) is not None
+                  and (v := sum_metric(text, name)) is not None]
+        return sum(values) if values else None
 
     def late_events(self) -> float | None:
         return self.metric("worker", "radar_late_events_total")
@@ -565,12 +845,19 @@ class Stack:
                 break
             ends, rows = again_ends, again
         events = int(self.query(EVENTS_SQL)[0][0])
+        event_rows, event_ids = (int(v) for v in self.query(EVENT_ROWS_SQL)[0])
+        signal_rows, signal_ids = (int(v) for v in self.query(SIGNAL_ROWS_SQL)[0])
         signals = {str(r[0]): Signal(str(r[1]), str(r[2]), str(r[3])) for r in again}
         return RunResult(self.label, signals, events,
-                         time.perf_counter() - started, self.late_events(), list(self.notes))
+                         time.perf_counter() - started, self.late_events(), list(self.notes),
+                         event_rows=event_rows, event_ids=event_ids, signal_rows=signal_rows,
+                         signal_ids=signal_ids,
+                         group_sizes=self.group_watch.sizes() if self.group_watch else [])
 
     def close(self, remove: bool) -> None:
         """The workers first (the store stores what they sent), then the store."""
+        if self.group_watch is not None:
+            self.group_watch.stop()
         for p in self.worker_processes:
             if p.running:
                 stop(p.proc, signal.SIGTERM, timeout=STOP_TIMEOUT_S)

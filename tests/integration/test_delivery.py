@@ -4,6 +4,10 @@ One simulated world through the real stack (the session's broker, real ``radar w
 processes, embedded ClickHouse) under each perturbation of ``scripts/perturb.py``; the set of
 open signal ids must equal the in-order replay's (publish everything, then start the worker),
 and so must the number of events stored. The live run is repeated three times.
+
+Several workers sharing the partitions (issue 12): three from the start, one scaled to three and
+back, one of three killed with SIGKILL; besides the signals, ``events`` must hold exactly one row
+per event published, without FINAL.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import pytest
 from streams.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from perturb import Harness, Options  # noqa: E402
+from perturb import Comparison, Harness, HarnessError, Options  # noqa: E402
 
 # a small world that still has champion departures, silences, renewals and conditions; the
 # workers wait 5 s for a source that never delivers (30 s by default) to keep each run short
@@ -57,3 +61,60 @@ def test_the_open_signals_are_those_of_the_in_order_replay(harness: Harness,
     assert len(comparisons) == (OPTIONS.live_repeats if perturbation == "live" else 1)
     for comparison in comparisons:
         assert comparison.matched, comparison.describe()
+
+
+# Processing takes about 10 s after the last event; a run whose partitions stall fails after
+# this long instead of the 300 s above (kill9of3 first waits for the killed worker's session
+# timeout, 60 s, apart from this).
+SEVERAL_WORKERS_TIMEOUT_S = 45.0
+
+
+class SignalsDiffer(AssertionError):
+    """The open signal ids are not the reference's."""
+
+
+class PartitionsStalled(AssertionError):
+    """The workers' group never committed some input partitions to their end."""
+
+
+@pytest.mark.xfail(
+    strict=True, raises=(SignalsDiffer, PartitionsStalled),
+    reason="three faults of the worker when partitions move between workers (each fixed in a "
+           "diagnostic patch, the three runs then match): (1) "
+           "streams.faust_internals.BatchConsumer._deliver drops the records fetched for "
+           "partitions paused during table recovery, and the seek to committed offsets after "
+           "recovery leaves a partition the group never committed past them (aiokafka's "
+           "seek_to_committed skips offset None/0): they are never read, the group stalls; "
+           "(2) the accounts-state changelog is keyed by the JSON-encoded account id "
+           "(use_partitioner: murmur2 of '\"acct-1\"'), so an account's state is on another "
+           "changelog partition than its events and the worker taking a partition over starts "
+           "its accounts from nothing (champion_advocacy lost, new_stakeholder_engaged again); "
+           "(3) what the worker knows of a source's reading (last offset received, caught up "
+           "since, idle: streams.app) outlives the partition's revocation, so a source read "
+           "again from its committed offset counts as idle and its events are applied behind "
+           "the watermark (engagement_drop/surge differ)")
+@pytest.mark.parametrize(("perturbation", "sizes"), [
+    ("workers3", [3]), ("scale1to3to1", [1, 3, 1]), ("kill9of3", [3, 2]),
+])
+def test_several_workers_give_the_signals_of_one(harness: Harness, perturbation: str,
+                                                  sizes: list[int]) -> None:
+    harness.options = replace(OPTIONS, timeout=SEVERAL_WORKERS_TIMEOUT_S)
+    try:
+        comparisons: list[Comparison] = harness.run(perturbation)
+    except HarnessError as exc:
+        if "to commit after" in str(exc) or "not committed to their end" in str(exc):
+            raise PartitionsStalled(str(exc)) from exc
+        raise
+    [comparison] = comparisons
+    run = comparison.run
+    # the perturbation happened: the group was seen settled at these sizes, in this order
+    seen = iter(run.group_sizes)
+    assert all(size in seen for size in sizes) and run.group_sizes[-1] == sizes[-1], \
+        run.group_sizes
+    # every event published stored exactly once, without FINAL too
+    published = len(harness.records)
+    assert run.events == run.event_rows == run.event_ids == published, \
+        (run.events, run.event_rows, run.event_ids, published)
+    if comparison.missing or comparison.extra:
+        raise SignalsDiffer(comparison.describe())
+    assert comparison.matched, comparison.describe()
