@@ -104,6 +104,14 @@ class SourceActivity:
             return True
         return False
 
+    def forget(self, sources: Collection[Source]) -> None:
+        """What was known of ``sources`` no longer holds (their partitions were revoked; if they
+        come back, reading starts again from the committed offset): they are not idle until
+        reported caught up again for ``idle_s``."""
+        for source in sources:
+            self.caught_up_since.pop(source, None)
+            self.idle.discard(source)
+
     def holding(self, sources: Collection[Source]) -> set[Source]:
         """The sources that may still bring older events: every one that is not idle."""
         return {s for s in sources if s not in self.idle}

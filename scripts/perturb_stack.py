@@ -505,12 +505,12 @@ class Stack:
 
     Each worker running at once has a local folder of its own (``RADAR_LOCAL_DIR``: Faust's
     RocksDB tables live there), as each container has in compose and as Faust's documentation
-    asks of workers on one machine: a second worker on the same folder crashed at its first
-    rebalance, on the lock of a partition's RocksDB directory that the first worker held open
-    (``IO error: While lock file: .../accounts-state-5.db/LOCK: Resource temporarily
-    unavailable``). A worker started after one has ended takes over that one's folder (a
-    restart finds its RocksDB files). ``shared_local_dir`` gives every worker the same folder,
-    to see that crash again."""
+    asks of workers on one machine: two workers on one folder used to crash at the first
+    rebalance, on the lock of a partition's RocksDB directory (``IO error: While lock file:
+    .../accounts-state-5.db/LOCK``); a worker now refuses to start on a folder another one
+    holds (streams.worker.hold_state_dir). A worker started after one has ended takes over that
+    one's folder (a restart finds its RocksDB files). ``shared_local_dir`` gives every worker
+    the same folder, to see that refusal."""
 
     def __init__(self, broker: Settings, root: Path, label: str,
                  extra_env: dict[str, str] | None = None, shared_local_dir: bool = False) -> None:

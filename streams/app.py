@@ -32,7 +32,7 @@ from streams.faust_internals import (
     committed_offsets,
     last_poll,
     set_current_event,
-    set_table_serializer,
+    set_table_serializers,
     use_batch_consumer,
 )
 from streams.metrics import Metrics
@@ -101,6 +101,11 @@ class FaustStateTable:
         elif account_id in self.table:
             del self.table[account_id]  # a tombstone in the changelog
 
+
+# the account-state table (changelog topic ``<app id>-accounts-changelog``). Named
+# ``accounts-state`` before its changelog keys were the raw account_id: that changelog, keyed
+# by the JSON-encoded id, filed states on other partitions than their accounts' events
+ACCOUNTS_TABLE = "accounts"
 
 # a fetch answered within this long tells what a partition holds now; an older answer (a
 # broker that cannot be reached, a paused partition) tells nothing, and nothing is idle on it
@@ -241,8 +246,7 @@ def create_app(settings: Settings, metrics: Metrics, rules: Rules,
     async def forget_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         tracker.forget(revoked)
         if signals is not None:
-            await signals.stage.forget(
-                {tp.partition for tp in revoked if tp.topic in topics.inputs})
+            await signals.forget([tp for tp in revoked if tp.topic in topics.inputs])
 
     lag_labels: set[tuple[str, str]] = set()
     watched = set(topics.inputs)
@@ -282,11 +286,23 @@ class SignalAgentState:
     """The signal stage, its account table and what it has received, per partition."""
 
     def __init__(self, stage: SignalStage, table: FaustStateTable,
-                 offsets: dict[tuple[str, int], int], metrics: Metrics) -> None:
+                 offsets: dict[tuple[str, int], int], activity: SourceActivity,
+                 metrics: Metrics) -> None:
         self.stage = stage
         self.table = table
         self.offsets = offsets  # last offset received per input (topic, partition)
+        self.activity = activity  # which inputs are caught up, idle
         self.metrics = metrics
+
+    async def forget(self, revoked: list[TP]) -> None:
+        """Forget the revoked input partitions: their accounts, and what was known of their
+        reading (if they come back, it starts again from the committed offset: a source known
+        idle before would let its events in behind the watermark)."""
+        sources = [(tp.topic, tp.partition) for tp in revoked]
+        for source in sources:
+            self.offsets.pop(source, None)
+        self.activity.forget(sources)
+        await self.stage.forget({tp.partition for tp in revoked})
 
     async def handle(self, messages: list[Any], accepted: list[tuple[Any, Any]]
                      ) -> asyncio.Future[list[Any]]:
@@ -312,12 +328,13 @@ def _signal_stage(app: faust.App, settings: Settings, rules: Rules, metrics: Met
         return await delivery
 
     accounts_table = app.Table(
-        "accounts-state", default=None, partitions=settings.topic_partitions,
-        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer=STATE_CODEC),
-        # the changelog partition follows the key (account_id), like the input topics' keys
+        ACCOUNTS_TABLE, default=None, partitions=settings.topic_partitions, key_type=str,
+        # the changelog partition follows the key, the account_id as UTF-8 bytes (the raw key):
+        # an account's state is on the changelog partition of its events' partition, which the
+        # worker owning that partition restores
         use_partitioner=True,
     )
-    set_table_serializer(accounts_table, STATE_CODEC)
+    set_table_serializers(accounts_table, key="raw", value=STATE_CODEC)
     state_table = FaustStateTable(app, accounts_table)
     offsets: dict[tuple[str, int], int] = {}
     activity = SourceActivity(settings.idle_source_seconds)
@@ -327,7 +344,7 @@ def _signal_stage(app: faust.App, settings: Settings, rules: Rules, metrics: Met
 
     stage = SignalStage(settings, rules, state_table, metrics, send, sources,
                         erased=erased)
-    agent_state = SignalAgentState(stage, state_table, offsets, metrics)
+    agent_state = SignalAgentState(stage, state_table, offsets, activity, metrics)
 
     # a step without new messages costs little: a quarter of a second lets held events out
     # soon after their sources turn idle

@@ -1,6 +1,6 @@
 """Every touch of faust-streaming's internals, in one place, for the pinned version (a test
 checks it): the batch consumer below, and the few private attributes the worker reads or sets
-(``committed_offsets``, ``last_poll``, ``set_current_event``, ``set_table_serializer``,
+(``committed_offsets``, ``last_poll``, ``set_current_event``, ``set_table_serializers``,
 ``worker_class``).
 
 The batch consumer hands agents a whole fetch at a time instead of one message at a time.
@@ -72,6 +72,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
             if not self.flow_active or app.consumer_generation_id != generation:
                 return
             if active is not None and tp not in active and tp not in self._buffered_partitions:
+                # paused since the fetch (a table's recovery): read these again once resumed
+                await self._rewind(tp, recs[0].offset)
                 continue
             messages = await self._new_messages(tp, [to_message(tp, r) for r in recs])
             if not messages:
@@ -94,6 +96,40 @@ class BatchConsumer(faust_aiokafka.Consumer):
             first = messages[0]
             # backpressure: a full channel queue holds the fetch loop here
             await channel.queue.put(app.create_event(first.key, messages, {}, first))
+
+    async def _rewind(self, tp: TP, offset: int) -> None:
+        """Move the partition's read position back to ``offset`` if it is past it, never forward
+        (a seek made since the fetch, e.g. to the committed offset, stays). Stock Faust drops
+        the records of a partition paused after they were fetched and counts on a later seek to
+        read them again; none comes for a changelog that a standby reads, nor (see
+        ``seek_to_committed``) for a partition without a committed offset."""
+        consumer = self._thread._ensure_consumer()
+
+        async def rewind() -> None:  # in the consumer's thread, as its own seeks are
+            if not consumer._subscription.is_assigned(tp):
+                return  # revoked since: its next owner reads from the committed offset
+            if await consumer.position(tp) > offset:
+                consumer.seek(tp, offset)
+
+        await self._thread.call_thread(rewind)
+        read = self._read_offset[tp]
+        if read is not None and read > offset:
+            self._read_offset[tp] = offset if offset else None
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Seek every partition to its committed offset, those the group never committed too.
+
+        aiokafka seeks only the partitions committed past offset 0 and leaves the others
+        where they are: after a rebalance or a table's recovery, records fetched there and
+        dropped (above) would never be read again and the group would stall on them. An input
+        partition without a committed offset is read from its beginning, as
+        ``consumer_auto_offset_reset="earliest"`` reads it at first."""
+        committed = await super().seek_to_committed()
+        never = [tp for tp, offset in committed.items()
+                 if not offset and tp.topic in self.batch_topics]
+        if never:
+            await self._thread.seek_to_beginning(*never)
+        return committed
 
     async def _new_messages(self, tp: TP, messages: list[Any]) -> list[Any]:
         """Drop offsets already read; register gaps (compaction, transaction markers) so
@@ -159,10 +195,14 @@ def set_current_event(stream: Any, event: Any) -> None:
     stream._set_current_event(event)
 
 
-def set_table_serializer(table: Any, codec: Any) -> None:
-    """A table encodes with its own serializer (taken from value_type, "json" by default),
-    not its schema's: set before its store and changelog topic are made, on first use."""
-    table.value_serializer = codec
+def set_table_serializers(table: Any, key: Any, value: Any) -> None:
+    """A table encodes keys and values with its own serializers (taken from key_type and
+    value_type, "json" by default), not its schema's; its store takes them when first used,
+    and its changelog topic, made when the table was registered, is made again with them (it
+    reads the changelog back in recovery and for standbys)."""
+    table.key_serializer = key
+    table.value_serializer = value
+    table.changelog_topic = table._new_changelog_topic()
 
 
 def worker_class(on_shutdown: Callable[[], Any]) -> type[Any]:

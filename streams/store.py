@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -187,15 +187,30 @@ async def _serve(settings: Settings, store: Store, metrics: Metrics,
     return runner
 
 
-def _lag(consumer: Any, metrics: Metrics, positions: Mapping[Any, int]) -> None:
+def forget_revoked(assigned: Collection[Any], positions: dict[Any, int]) -> None:
+    """Drop the positions of partitions no longer assigned: if one comes back, where to read is
+    asked again (another store may have stored past it meanwhile)."""
+    for tp in [tp for tp in positions if tp not in assigned]:
+        del positions[tp]
+
+
+def measure_lag(consumer: Any, metrics: Metrics, positions: Mapping[Any, int],
+                labelled: set[tuple[str, str]]) -> None:
+    """``radar_consumer_lag`` of each partition assigned here (high-water mark minus what is
+    stored); the series of a partition no longer here are removed (``labelled``: those set)."""
+    seen: set[tuple[str, str]] = set()
     for tp in consumer.assignment():
         highwater = consumer.highwater(tp)
-        if highwater is None:
-            continue
         stored = positions.get(tp)
-        if stored is None:
+        if highwater is None or stored is None:
             continue
-        metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - stored))
+        labels = (tp.topic, str(tp.partition))
+        metrics.consumer_lag.labels(*labels).set(max(0, highwater - stored))
+        seen.add(labels)
+    for labels in labelled - seen:
+        metrics.consumer_lag.remove(*labels)
+    labelled.clear()
+    labelled.update(seen)
 
 
 async def consume(settings: Settings, store: Store, stopping: asyncio.Event) -> None:
@@ -212,6 +227,7 @@ async def consume(settings: Settings, store: Store, stopping: asyncio.Event) -> 
     )
     await consumer.start()
     positions: dict[Any, int] = {}
+    labelled: set[tuple[str, str]] = set()
     try:
         while not stopping.is_set():
             fetched = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS,
@@ -227,11 +243,13 @@ async def consume(settings: Settings, store: Store, stopping: asyncio.Event) -> 
                     # again, and the writer stores each row once
                     log.warning("commit failed (%s); the batch is read again", exc)
                 positions.update(offsets)
-            for tp in consumer.assignment():
+            assigned = consumer.assignment()
+            forget_revoked(assigned, positions)
+            for tp in assigned:
                 if tp not in positions:
                     with contextlib.suppress(KafkaError, AssertionError):
                         positions[tp] = await consumer.position(tp)
-            _lag(consumer, store.metrics, positions)
+            measure_lag(consumer, store.metrics, positions, labelled)
     finally:
         await consumer.stop()
 

@@ -3,17 +3,20 @@ goes to Kafka, and ``radar store`` writes ClickHouse from there (SPEC section 11
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import os
 import sys
 import threading
+from pathlib import Path
+from typing import IO
 
 from processors.erasure import Erased
 from processors.rules import DEFAULT_RULES, Rules, RulesError, parse_rules
 from streams.app import create_app
 from streams.erasure import read_erasures
 from streams.metrics import Metrics
-from streams.settings import Settings
+from streams.settings import Settings, SettingsError
 
 
 def load_rules(settings: Settings) -> Rules:
@@ -50,6 +53,28 @@ def exit_after(seconds: float) -> threading.Timer:
     return timer
 
 
+def hold_state_dir(state_dir: Path) -> IO[str]:
+    """Lock the worker's state folder (Faust's RocksDB tables) for this process, or refuse to
+    start: two workers on one folder crash at their first rebalance, on the lock of a
+    partition's RocksDB directory. The lock goes with the process, however it ends."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    lock = (state_dir / "worker.lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise SettingsError(
+            f"{state_dir} is in use by another radar worker ({holder}); give each worker on "
+            "one machine its own RADAR_LOCAL_DIR (and RADAR_WEB_PORT)") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
 def run_worker(settings: Settings) -> None:
     from streams.faust_internals import worker_class
 
@@ -57,7 +82,7 @@ def run_worker(settings: Settings) -> None:
 
     rules = load_rules(settings)  # a bad rules file stops the worker before it starts
     metrics = Metrics()
-    (settings.local / "faust" / settings.app_id).mkdir(parents=True, exist_ok=True)
+    lock = hold_state_dir(settings.local / "faust" / settings.app_id)  # noqa: F841 (held)
     # every erasure so far, before any event is applied (streams.erasure)
     erased = Erased()
     erasures_from = read_erasures(settings, erased)

@@ -77,22 +77,6 @@ class PartitionsStalled(AssertionError):
     """The workers' group never committed some input partitions to their end."""
 
 
-@pytest.mark.xfail(
-    strict=True, raises=(SignalsDiffer, PartitionsStalled),
-    reason="three faults of the worker when partitions move between workers (each fixed in a "
-           "diagnostic patch, the three runs then match): (1) "
-           "streams.faust_internals.BatchConsumer._deliver drops the records fetched for "
-           "partitions paused during table recovery, and the seek to committed offsets after "
-           "recovery leaves a partition the group never committed past them (aiokafka's "
-           "seek_to_committed skips offset None/0): they are never read, the group stalls; "
-           "(2) the accounts-state changelog is keyed by the JSON-encoded account id "
-           "(use_partitioner: murmur2 of '\"acct-1\"'), so an account's state is on another "
-           "changelog partition than its events and the worker taking a partition over starts "
-           "its accounts from nothing (champion_advocacy lost, new_stakeholder_engaged again); "
-           "(3) what the worker knows of a source's reading (last offset received, caught up "
-           "since, idle: streams.app) outlives the partition's revocation, so a source read "
-           "again from its committed offset counts as idle and its events are applied behind "
-           "the watermark (engagement_drop/surge differ)")
 @pytest.mark.parametrize(("perturbation", "sizes"), [
     ("workers3", [3]), ("scale1to3to1", [1, 3, 1]), ("kill9of3", [3, 2]),
 ])

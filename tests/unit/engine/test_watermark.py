@@ -227,3 +227,22 @@ def test_a_source_that_never_delivered_waits_the_idle_time_then_lets_the_others_
     activity.report(("replies", 0), caught_up=True, now=30.0)
     activity.report(("role-changes", 0), caught_up=True, now=30.0)
     assert clock.watermark(activity.holding([("replies", 0), ("role-changes", 0)])) == 500.0
+
+
+def test_a_source_forgotten_on_revocation_holds_until_caught_up_again_for_the_idle_time() -> None:
+    """A partition taken back and given again is read again from its committed offset: what
+    was known of it (idle since long ago) must not let its events in behind the watermark."""
+    activity = SourceActivity(idle_s=30)
+    activity.report(("ads", 0), caught_up=True, now=0.0)
+    activity.report(("replies", 0), caught_up=True, now=0.0)
+    activity.report(("ads", 0), caught_up=True, now=30.0)
+    activity.report(("replies", 0), caught_up=True, now=30.0)
+    assert activity.holding([("ads", 0), ("replies", 0)]) == set()
+
+    activity.forget([("ads", 0)])
+    assert activity.holding([("ads", 0), ("replies", 0)]) == {("ads", 0)}
+    activity.report(("ads", 0), caught_up=True, now=40.0)
+    assert activity.report(("ads", 0), caught_up=True, now=69.9) is False
+    assert activity.holding([("ads", 0)]) == {("ads", 0)}
+    assert activity.report(("ads", 0), caught_up=True, now=70.0) is True
+    assert activity.holding([("ads", 0), ("replies", 0)]) == set()
