@@ -776,7 +776,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[list[str], Options, a
     p.add_argument("--markdown", action="store_true", help="print the table as markdown")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, data)")
     p.add_argument("--shared-local-dir", action="store_true",
-                   help="every worker of a run in one RADAR_LOCAL_DIR (default: one each)")
+                   help="every worker of a run in one RADAR_LOCAL_DIR (default: one each; "
+                        "the second worker then refuses to start)")
     args = p.parse_args(argv)
     names = getattr(args, "perturbations", None) or list(PERTURBATIONS)
     unknown = [n for n in names if n not in PERTURBATIONS]
