@@ -31,6 +31,7 @@ COPY streams/ ./streams/
 COPY schemas/ ./schemas/
 COPY processors/ ./processors/
 COPY sinks/ ./sinks/
+COPY tools/ ./tools/
 
 RUN pip install --no-cache-dir . \
  && command -v radar

@@ -41,7 +41,6 @@ sys.path.insert(0, str(REPO))
 from processors.ingest import AcceptedEvent, RawMessage  # noqa: E402
 from processors.partitioning import partition_of  # noqa: E402
 from processors.sequencer import MemoryStateTable  # noqa: E402
-from processors.simulation import SimConfig, Simulation  # noqa: E402
 from processors.watermark import Source  # noqa: E402
 from schemas.decode import Rejection, decode_event  # noqa: E402
 from schemas.events import AccountProfile, InputEvent  # noqa: E402
@@ -50,6 +49,7 @@ from streams.metrics import Metrics  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 from streams.signal_stage import SignalStage  # noqa: E402
 from streams.worker import load_rules  # noqa: E402
+from tools.simulation import SimConfig, Simulation  # noqa: E402
 
 DETECTED_AT = datetime(2030, 1, 1, tzinfo=UTC)
 Sources = Callable[[], tuple[Collection[Source], Collection[Source]]]

@@ -47,7 +47,7 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.simulate import simulate
+    from tools.simulate import simulate
 
     summary = simulate(args.out, accounts=args.accounts, days=args.days, seed=args.seed,
                        start=args.start, bad_rate=args.bad_rate, labels=args.labels,
@@ -128,7 +128,7 @@ def _erase(settings: Settings, args: argparse.Namespace) -> int:
 def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from streams.evaluate import CHART_FILE, REPORT_FILE, LabelsError, render_text, run_evaluation
+    from tools.evaluate import CHART_FILE, REPORT_FILE, LabelsError, render_text, run_evaluation
 
     if args.horizon_days < 1:
         print("radar evaluate: --horizon-days must be at least 1", file=sys.stderr)
@@ -146,7 +146,7 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.demo import DemoWorld, run_demo
+    from tools.demo import DemoWorld, run_demo
 
     world = DemoWorld(accounts=args.accounts, days=args.days, seed=args.seed)
     return run_demo(settings, world, sample=args.sample)
@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     publish.set_defaults(run=_publish)
 
-    from streams.simulate import iso_date, positive_int, rate
+    from tools.simulate import iso_date, positive_int, rate
 
     simulate = sub.add_parser("simulate", help="write a seeded synthetic ABM world (events + labels)")
     simulate.add_argument("--accounts", type=positive_int, default=200, metavar="N",
@@ -249,12 +249,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from processors.rules import RulesError
     from sinks.clickhouse import DatabaseUnavailable
     from sinks.readonly import NotReadOnly
-    from streams.demo import DemoError
     from streams.erasure import ErasureError
     from streams.kafka_local import LocalKafkaError
     from streams.publish import PublishError
     from streams.query import QueryError
     from streams.redaction import Redactor, install, secrets_of
+    from tools.demo import DemoError
 
     args = build_parser().parse_args(argv)
     redact = Redactor([])

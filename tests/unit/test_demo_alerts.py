@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.demo import describe_alert
+from tools.demo import describe_alert
 
 
 def test_an_alert_reads_as_a_line_a_revenue_team_can_act_on() -> None:

@@ -78,3 +78,27 @@ def test_grafana_has_prometheus_and_clickhouse_datasources() -> None:
     sources = yaml.safe_load(path.read_text())["datasources"]
     types = {s["type"] for s in sources}
     assert {"prometheus", "grafana-clickhouse-datasource"} <= types
+
+
+def test_the_package_and_the_image_hold_every_module() -> None:
+    """``pip install .`` (the image) installs what the package list finds: a list of top-level
+    names alone left out processors.churn, processors.expansion and the simulation, so the
+    image could not start a worker. Every folder with an ``__init__.py`` under a top-level
+    package must be found, and the Dockerfile must copy every top-level package."""
+    import fnmatch
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    include = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    tops = sorted(p.parent.name for p in REPO.glob("*/__init__.py")
+                  if p.parent.name not in ("tests", "scripts"))
+    assert {"streams", "schemas", "processors", "sinks", "tools"} <= set(tops)
+    packages = sorted(".".join(p.parent.relative_to(REPO).parts)
+                      for top in tops for p in (REPO / top).rglob("__init__.py"))
+    assert "processors.churn" in packages and "tools.simulation" in packages
+    missed = [name for name in packages
+              if not any(fnmatch.fnmatchcase(name, pattern) for pattern in include)]
+    assert missed == []
+    assert sorted(project["tool"]["mypy"]["packages"]) == tops
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert [top for top in tops if f"COPY {top}/ ./{top}/" not in dockerfile] == []

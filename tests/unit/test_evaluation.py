@@ -15,17 +15,10 @@ from typing import Any
 
 import pytest
 
-from processors.evaluation import (
-    SIGNAL_TYPES,
-    EvaluationReport,
-    SignalRecord,
-    TypeResult,
-    evaluate,
-    percentile,
-)
 from schemas.labels import LABEL, ChampionLeftLabel, Label
 from schemas.signals import CHURN_TYPES, EXPANSION_TYPES, Signal
-from streams.evaluate import (
+from streams.settings import Settings, load_settings
+from tools.evaluate import (
     CHART_FILE,
     REPORT_FILE,
     LabelsError,
@@ -36,7 +29,14 @@ from streams.evaluate import (
     signals_query,
     write_chart,
 )
-from streams.settings import Settings, load_settings
+from tools.evaluation import (
+    SIGNAL_TYPES,
+    EvaluationReport,
+    SignalRecord,
+    TypeResult,
+    evaluate,
+    percentile,
+)
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

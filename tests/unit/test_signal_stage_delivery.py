@@ -24,13 +24,13 @@ from conftest import build_event
 from processors.ingest import AcceptedEvent, RawMessage
 from processors.partitioning import partition_of
 from processors.rules import DEFAULT_RULES
-from processors.simulation import SimConfig, Simulation
 from processors.watermark import Source
 from schemas.decode import Rejection, decode_event
 from schemas.events import InputEvent
 from streams.metrics import Metrics
 from streams.settings import load_settings
 from streams.signal_stage import SignalStage
+from tools.simulation import SimConfig, Simulation
 
 SETTINGS = load_settings({"RADAR_TOPIC_PARTITIONS": "4"})
 DETECTED_AT = datetime(2031, 1, 1, tzinfo=UTC)

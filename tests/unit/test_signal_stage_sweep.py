@@ -19,13 +19,13 @@ from processors.ingest import AcceptedEvent, RawMessage
 from processors.partitioning import partition_of
 from processors.rules import DEFAULT_RULES
 from processors.sequencer import MemoryStateTable
-from processors.simulation import SimConfig, Simulation
 from processors.state import DAY, AccountState, day_of
 from schemas.decode import Rejection, decode_event
 from schemas.events import AdImpression, InputEvent
 from streams.metrics import Metrics
 from streams.settings import load_settings
 from streams.signal_stage import YIELD_EVERY, BatchResult, SignalStage
+from tools.simulation import SimConfig, Simulation
 
 SETTINGS = load_settings({})
 DETECTED_AT = datetime(2030, 1, 1, tzinfo=UTC)

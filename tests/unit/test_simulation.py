@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from processors.rules import DEFAULT_RULES
-from processors.simulation import SimConfig, Simulation
 from schemas.decode import ErrorClass, Rejection, decode_event
 from schemas.events import EVENT_TYPES, AccountProfile, InputEvent, RoleChange
 from schemas.labels import LABEL, ChampionLeftLabel, ChurnLabel, ExpansionLabel
 from streams.cli import main
-from streams.simulate import SimulationSummary, default_labels_path, simulate
+from tools.simulate import SimulationSummary, default_labels_path, simulate
+from tools.simulation import SimConfig, Simulation
 
 MAX_BYTES = 1 << 20
 

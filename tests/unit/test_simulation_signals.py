@@ -15,11 +15,11 @@ import pytest
 
 from processors.engine import advance_time, apply_event
 from processors.rules import DEFAULT_RULES
-from processors.simulation import SimConfig, Simulation
 from processors.state import DAY, AccountState, day_of
 from schemas.decode import Rejection, decode_event
 from schemas.events import InputEvent
 from schemas.signals import CHURN_TYPES, EXPANSION_TYPES, Signal
+from tools.simulation import SimConfig, Simulation
 
 DETECTED_AT = datetime(2030, 1, 1, tzinfo=UTC)  # wall clock: never used for logic
 

@@ -17,10 +17,10 @@ from processors import engine
 from processors.churn import renewal_at_risk
 from processors.engine import advance_time, apply_event
 from processors.rules import DEFAULT_RULES, Rules
-from processors.simulation import SimConfig, Simulation
 from processors.state import DAY, AccountState, day_of
 from schemas.decode import Rejection, decode_event
 from schemas.events import InputEvent
+from tools.simulation import SimConfig, Simulation
 
 DETECTED_AT = datetime(2030, 1, 1, tzinfo=UTC)
 

@@ -15,10 +15,10 @@ from world import World
 
 from processors.engine import apply_event
 from processors.rules import DEFAULT_RULES
-from processors.simulation import SimConfig, Simulation
 from processors.state import AccountState
 from schemas.decode import Rejection, decode_event
 from streams.state_codec import StateJson
+from tools.simulation import SimConfig, Simulation
 
 AWKWARD: dict[str, Any] = {
     "floats": [0.1 + 0.2, 1e16, 1e300, 5e-324, -0.0, 2.5, 1 / 3, 123456789.123456789],

@@ -17,11 +17,11 @@ from world import DAY_S, DETECTED_AT, START, World, at
 
 from processors.engine import Outcome, advance_time, apply_event
 from processors.rules import DEFAULT_RULES, Rules, parse_rules
-from processors.simulation import SimConfig, Simulation
 from processors.state import DAY, AccountState, day_of
 from processors.sweep import next_change_day, sweep
 from schemas.decode import Rejection, decode_event
 from schemas.events import AdImpression, InputEvent
+from tools.simulation import SimConfig, Simulation
 
 Sweep = Callable[[Mapping[str, AccountState], int, int, Rules, datetime],
                  Iterator[tuple[str, Outcome]]]

@@ -1,7 +1,7 @@
 """``radar evaluate``: score the stored signals against the labels ``radar simulate`` wrote.
 
 Reads the labels file and the ``signals`` table (through the running worker when it holds the
-embedded database), hands both to :func:`processors.evaluation.evaluate`, and writes
+embedded database), hands both to :func:`tools.evaluation.evaluate`, and writes
 ``evaluation.md`` and ``evaluation.png`` to the report directory.
 """
 
@@ -13,17 +13,17 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from processors.evaluation import (
+from schemas.labels import LABEL, Label
+from sinks.clickhouse import sql_strings
+from streams.query import run_query
+from streams.settings import Settings
+from tools.evaluation import (
     CHAMPION_MATCH_WINDOW,
     EvaluationReport,
     SignalRecord,
     TypeResult,
     evaluate,
 )
-from schemas.labels import LABEL, Label
-from sinks.clickhouse import sql_strings
-from streams.query import run_query
-from streams.settings import Settings
 
 REPORT_FILE = "evaluation.md"
 CHART_FILE = "evaluation.png"

@@ -12,7 +12,7 @@ import random
 from datetime import date
 from typing import Any
 
-from processors.simulation.catalog import (
+from tools.simulation.catalog import (
     AD_CHANNEL_WEIGHTS,
     AD_CHANNELS,
     GENERIC_TOPICS,
@@ -21,8 +21,8 @@ from processors.simulation.catalog import (
     WEBSITE_PAGES,
     title_of,
 )
-from processors.simulation.events import Day, Event, Ids, Label, midnight_iso
-from processors.simulation.world import (
+from tools.simulation.events import Day, Event, Ids, Label, midnight_iso
+from tools.simulation.world import (
     AccountPlan,
     Expand,
     Join,

@@ -10,6 +10,6 @@ account behaves the same whatever else is in the world, and the same arguments a
 same output.
 """
 
-from processors.simulation.run import DayOutput, SimConfig, Simulation
+from tools.simulation.run import DayOutput, SimConfig, Simulation
 
 __all__ = ["DayOutput", "SimConfig", "Simulation"]

@@ -164,7 +164,7 @@ def run_demo(settings: Settings, world: DemoWorld | None = None,
         if not path.is_file():
             raise DemoError(f"no events file at {path}")
     else:
-        from streams.simulate import simulate
+        from tools.simulate import simulate
 
         out = settings.local / "demo"
         out.mkdir(parents=True, exist_ok=True)
@@ -211,7 +211,7 @@ def run_demo(settings: Settings, world: DemoWorld | None = None,
         print(f"{tail.seen} alert(s) fired while streaming")
         _summary(settings, since)
         if labels is not None:
-            from streams.evaluate import CHART_FILE, REPORT_FILE, render_text, run_evaluation
+            from tools.evaluate import CHART_FILE, REPORT_FILE, render_text, run_evaluation
 
             _section("signal quality against the simulated ground truth")
             report_dir = settings.local / "reports"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from processors.simulation.catalog import PROMOTION
-from processors.simulation.world import (
+from tools.simulation.catalog import PROMOTION
+from tools.simulation.world import (
     AccountPlan,
     AdMode,
     Expand,

@@ -1,6 +1,6 @@
 """``radar simulate``: write a seeded ABM world to JSONL, with its ground-truth labels.
 
-The world itself is :mod:`processors.simulation` (pure); this module owns the files, the
+The world itself is :mod:`tools.simulation` (pure); this module owns the files, the
 progress bar and the summary. The demo calls :func:`simulate` in-process. Same arguments, same
 bytes: nothing here reads the clock except to report how long it took.
 """
@@ -17,8 +17,8 @@ from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
-from processors.simulation import SimConfig, Simulation
-from processors.simulation.run import DEFAULT_START
+from tools.simulation import SimConfig, Simulation
+from tools.simulation.run import DEFAULT_START
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from processors.simulation.catalog import (
+from tools.simulation.catalog import (
     NAME_ENDS,
     NAME_STARTS,
     NAME_SUFFIXES,

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from processors.simulation.behaviour import AccountLife
-from processors.simulation.events import DAY_S, Day, Event, Label, midnight_iso
-from processors.simulation.noise import LATE_RATE, Noise
-from processors.simulation.plans import plan_account, scenarios
+from tools.simulation.behaviour import AccountLife
+from tools.simulation.events import DAY_S, Day, Event, Label, midnight_iso
+from tools.simulation.noise import LATE_RATE, Noise
+from tools.simulation.plans import plan_account, scenarios
 
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 DEFAULT_START = date(2025, 1, 1)

@@ -15,7 +15,7 @@ import random
 from collections import Counter
 from typing import Any
 
-from processors.simulation.events import DAY_S, Event
+from tools.simulation.events import DAY_S, Event
 
 TOUCH_TYPES = frozenset({"ad_impression", "outreach_reply", "content_interaction"})
 LATE_RATE = 0.005
