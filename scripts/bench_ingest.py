@@ -122,10 +122,14 @@ class Install:
         self.settings = load_settings(self.process_env)
         kafka_local.create_topics(self.settings, say=lambda _: None)
 
-    def launch(self, command: str) -> subprocess.Popen[bytes]:
-        log = self.folder / f"{command}.log"
+    def launch(self, command: str, name: str | None = None,
+               **overrides: str) -> subprocess.Popen[bytes]:
+        """``radar <command>``, logging to ``<name>.log``; ``overrides``: RADAR_* settings of
+        this process only (a second worker's web port and state folder)."""
+        log = self.folder / f"{name or command}.log"
+        env = {**self.process_env, **overrides}
         try:
-            return launch(command, self.settings, log, self.process_env, cwd=REPO)
+            return launch(command, load_settings(env), log, env, cwd=REPO)
         except LaunchError as exc:
             raise SystemExit(str(exc)) from exc
 
@@ -191,21 +195,27 @@ async def raw_consume_parse(settings: Settings, n: int) -> float:
     return time.perf_counter() - started
 
 
-def engine_alone(install: Install) -> tuple[float, float]:
-    """The worker alone, from its start until its group committed every input message;
-    returns (total, start-up) seconds."""
+def engine_alone(install: Install, workers: int = 1) -> tuple[float, float]:
+    """``workers`` workers sharing the partitions (one consumer group), from the first one's
+    start until the group committed every input message; returns (total, start-up) seconds,
+    start-up lasting until the last worker answers."""
     settings = install.settings
     started = time.perf_counter()
-    worker = install.launch("worker")
+    procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
     try:
+        for i in range(1, workers + 1):
+            name = "worker" if i == 1 else f"worker-{i}"
+            extra = {} if i == 1 else {"RADAR_WEB_PORT": str(free_port()),
+                                       "RADAR_LOCAL_DIR": str(install.folder / f"local-{i}")}
+            procs[name] = (install.launch("worker", name, **extra),
+                           install.folder / f"{name}.log")
         ready = time.perf_counter()
         wait_until_committed(settings, settings.app_id, settings.topics.inputs,
-                             timeout=WAIT_TIMEOUT_S,
-                             on_progress=watching({"worker": (worker,
-                                                              install.folder / "worker.log")}))
+                             timeout=WAIT_TIMEOUT_S, on_progress=watching(procs))
         done = time.perf_counter()
     finally:
-        stop(worker)
+        for proc, _log in procs.values():
+            stop(proc)
     topics = settings.topics
     print(f"   on Kafka: {install.on_kafka(topics.signals):,} signal, "
           f"{install.on_kafka(topics.account_state):,} account-state and "
@@ -255,6 +265,9 @@ def main() -> None:
                         help="synthetic events to publish (ignored with --file)")
     parser.add_argument("--file", type=Path, default=None,
                         help="publish this JSONL file's lines instead (all must be valid)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="also measure this many workers sharing the partitions (one "
+                             "consumer group, each its own process), on a third set of topics")
     args = parser.parse_args()
     lines = args.file.read_bytes().splitlines() if args.file else synthetic(args.events)
     lines = [line for line in lines if line.strip()]
@@ -265,8 +278,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="radar-bench-"))
     try:
         alone, both = Install(base, tmp / "engine"), Install(base, tmp / "end-to-end")
-        print(f"publishing {n:,} events (to two sets of topics) ...", flush=True)
-        pub = publish([alone, both], lines)
+        several = Install(base, tmp / "workers") if args.workers > 1 else None
+        installs = [alone, both] + ([several] if several else [])
+        print(f"publishing {n:,} events (to {len(installs)} sets of topics) ...", flush=True)
+        pub = publish(installs, lines)
         print(f"  published in {pub:.1f}s ({n / pub:,.0f} events/s, kafka-python producer)")
 
         print("baseline: raw aiokafka consume + schema decode ...", flush=True)
@@ -279,6 +294,14 @@ def main() -> None:
         engine_steady = total - startup
         print(f"  {n / total:,.0f} events/s end to end ({total:.1f}s incl. {startup:.1f}s "
               f"start-up); {n / engine_steady:,.0f} events/s after start-up")
+
+        if several is not None:
+            print(f"{args.workers} radar workers sharing the partitions ...", flush=True)
+            total_n, startup_n = engine_alone(several, args.workers)
+            steady_n = total_n - startup_n
+            print(f"  {n / total_n:,.0f} events/s end to end ({total_n:.1f}s incl. "
+                  f"{startup_n:.1f}s start-up); {n / steady_n:,.0f} events/s after start-up: "
+                  f"{engine_steady / steady_n:.2f}x one worker")
 
         print("radar store + radar worker: until everything is in ClickHouse ...", flush=True)
         total2, startup2, engine_done = worker_and_store(both, n)
