@@ -71,7 +71,7 @@ class Erased:
                              if subject_hash("stakeholder", c) not in self.stakeholders]
                 if len(champions) != len(event.champion_ids):
                     item = AcceptedEvent(event.model_copy(update={"champion_ids": champions}),
-                                         item.source)
+                                         item.source, item.t)
             kept.append(item)
         return kept
 

@@ -31,6 +31,13 @@ class RawMessage:
 class AcceptedEvent:
     event: InputEvent
     source: RawMessage
+    # ``event.occurred_at`` as a timestamp, when decoding computed it (None: not computed).
+    # pydantic's own tzinfo makes ``datetime.timestamp()`` cost ~1.4 µs, about 4% of the
+    # engine's time per event: it is computed once
+    t: float | None = None
+
+    def timestamp(self) -> float:
+        return self.t if self.t is not None else self.event.occurred_at.timestamp()
 
 
 @dataclass(slots=True)
@@ -86,9 +93,10 @@ def ingest(
             batch.rejected.append(dead_letter_for(message, decoded))
             continue
         produced = message.timestamp
+        t = decoded.occurred_at.timestamp()
         if produced is None:
             implausible = check_event_time(decoded.occurred_at, time_bounds)
-        elif low < decoded.occurred_at.timestamp() < produced.timestamp() + ahead:
+        elif low < t < produced.timestamp() + ahead:
             implausible = None  # well inside (the usual case, without building bounds)
         else:
             implausible = check_event_time(decoded.occurred_at,
@@ -104,7 +112,7 @@ def ingest(
             )
             batch.rejected.append(dead_letter_for(message, wrong))
             continue
-        batch.accepted.append(AcceptedEvent(decoded, message))
+        batch.accepted.append(AcceptedEvent(decoded, message, t))
     return batch
 
 

@@ -181,7 +181,7 @@ class Sequencer:
         received, lateness = self.received, self.lateness
         for item, token in accepted:
             event, raw = item.event, item.source
-            t = event.occurred_at.timestamp()
+            t = item.timestamp()
             source = (raw.topic, raw.partition)
             at = self.event_clock.observe(source, t)
             key = (event.account_id, source)
