@@ -1,12 +1,21 @@
-"""Alert latency under light load: champion leaves -> alert on ``radar.alerts``.
+"""Alert latency: champion leaves -> alert on ``radar.alerts``, under light load or while a
+world streams.
 
     .venv/bin/python scripts/bench_alert_latency.py [--alerts 50]
+        [--load FILE --load-rate 5000]
 
-Starts a worker on fresh topics and a fresh embedded database (the local broker is started if
-needed), seeds accounts whose champion is known, then publishes one ``role_change = left`` at a
-time and measures, with a consumer on the alerts topic, the time from the producer's send to
-the alert arriving. Prints p50/p90/p99/max. The same run times a raw produce -> consume round
-trip on a plain topic as the baseline.
+Starts a worker on fresh topics (the local broker is started if needed), seeds accounts whose
+champion is known, then publishes one ``role_change = left`` at a time and measures, with a
+consumer on the alerts topic, the time from the producer's send to the alert arriving. Prints
+p50/p90/p99/max. The same run times a raw produce -> consume round trip on a plain topic as the
+baseline.
+
+With ``--load``, the lines of FILE (e.g. the default world of ``radar simulate``) stream to the
+input topics at ``--load-rate`` events/s from before the first departure until the last, each
+re-dated to the moment it is sent and keyed by its account (the world's own accounts, apart
+from the measured ones): live traffic on every source, as in production. (A world replayed
+with its own dates would be history: a departure dated now waits, by design, until every
+source's event time has passed it.)
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -32,7 +42,7 @@ sys.path.insert(0, str(REPO))
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 
 from streams import kafka_local  # noqa: E402
-from streams.settings import load_settings  # noqa: E402
+from streams.settings import Settings, load_settings  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -40,10 +50,43 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def stream_live(settings: Settings, lines: list[bytes], rate: float, going: threading.Event,
+                streamed: list[int]) -> None:
+    """The lines, over and over, each re-dated to now, at ``rate`` events/s while ``going``."""
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, acks=1)
+    topics = settings.topics
+    started = time.perf_counter()
+    sent = 0
+    try:
+        while going.is_set():
+            for line in lines:
+                if not going.is_set():
+                    break
+                event = json.loads(line)
+                event["occurred_at"] = datetime.now(UTC).isoformat()
+                event["event_id"] = f"{event['event_id']}-{sent}"
+                producer.send(topics.for_type(str(event["type"])),
+                              key=str(event["account_id"]).encode(),
+                              value=json.dumps(event).encode())
+                sent += 1
+                ahead = sent / rate - (time.perf_counter() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
+        producer.flush()
+    finally:
+        producer.close()
+        streamed[0] = sent
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--alerts", type=int, default=50)
-    n = parser.parse_args().alerts
+    parser.add_argument("--load", type=Path, default=None,
+                        help="stream this JSONL world, re-dated to now, while measuring")
+    parser.add_argument("--load-rate", type=float, default=5000.0,
+                        help="events/s of --load (5000)")
+    args = parser.parse_args()
+    n = args.alerts
     base = load_settings()
     kafka_local.ensure_running(base)
     tag = uuid.uuid4().hex[:6]
@@ -56,11 +99,9 @@ def main() -> None:
     kafka_local.create_topics(settings, say=lambda _: None)
     topics = settings.topics
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=0, acks=1)
-    now = datetime.now(UTC).isoformat()
-
     def send(kind: str, body: dict[str, object]) -> None:
         event = {"event_id": uuid.uuid4().hex, "type": kind, "schema_version": 1,
-                 "occurred_at": now, **body}
+                 "occurred_at": datetime.now(UTC).isoformat(), **body}
         producer.send(topics.for_type(kind), key=str(body["account_id"]).encode(),
                       value=json.dumps(event).encode())
 
@@ -87,6 +128,16 @@ def main() -> None:
         # turn idle after RADAR_IDLE_SOURCE_SECONDS and stop holding event time back; until
         # then the profiles, and any departure, wait for them (SPEC section 9)
         time.sleep(settings.idle_source_seconds + 3)
+        loading = threading.Event()
+        streamed = [0]
+        load: threading.Thread | None = None
+        if args.load is not None:
+            lines = [line for line in args.load.read_bytes().splitlines() if line.strip()]
+            load = threading.Thread(target=stream_live, daemon=True,
+                                    args=(settings, lines, args.load_rate, loading, streamed))
+            loading.set()
+            load.start()
+            time.sleep(3)  # the stream under way on every source before the first departure
         latencies: list[float] = []
         for i in range(n):
             sent = time.perf_counter()
@@ -103,6 +154,11 @@ def main() -> None:
                 latencies.append(time.perf_counter() - sent)
             time.sleep(0.1)  # light load: one departure at a time
 
+        if load is not None:
+            loading.clear()
+            load.join()
+            print(f"load: {streamed[0]:,} events streamed at up to {args.load_rate:,.0f}/s "
+                  "while measuring")
         # baseline: the same produce -> consume round trip without the worker in between
         raw: list[float] = []
         probe = KafkaConsumer(topics.signals, bootstrap_servers=settings.kafka_bootstrap,
