@@ -2,6 +2,7 @@
 consume+parse of the same events.
 
     .venv/bin/python scripts/bench_ingest.py [--events 200000] [--file world.jsonl]
+        [--workers N]
 
 Publishes N valid events to two fresh sets of topics on the local broker (started if needed,
 and stopped again if this started it) — synthetic ones, or the lines of ``--file`` (e.g. from
@@ -12,7 +13,10 @@ in the same run:
      dead letters, signals and account states to Kafka) on the first set: from its start until
      the workers' group has committed every input message, which a worker does once the
      message's effects are on Kafka;
-  3. end to end on the second set: ``radar store`` started, then ``radar worker``, until
+  3. ``radar store`` alone, on what that worker left on Kafka (inputs, dead letters, signals,
+     account states), until its group has committed them all;
+  4. with ``--workers N``, N workers sharing the partitions on a third set, as in 2;
+  5. end to end on the second set: ``radar store`` started, then ``radar worker``, until
      everything is processed and stored (``streams.launch.wait_until_stored``: the workers'
      group has committed every input message, then the store's group every message of the
      inputs, dead letters, signals and account states, which it commits after the insert).
@@ -223,6 +227,29 @@ def engine_alone(install: Install, workers: int = 1) -> tuple[float, float]:
     return done - started, ready - started
 
 
+def store_alone(install: Install, n: int) -> tuple[float, float, int]:
+    """``radar store`` alone, after the worker is done: from its start until its group has
+    committed every message of the inputs, dead letters, signals and account states; returns
+    (total, start-up) seconds and the number of messages it read."""
+    settings = install.settings
+    topics = stored_topics(settings)
+    messages = sum(end_offsets(settings.kafka_bootstrap, topics).values())
+    started = time.perf_counter()
+    store = install.launch("store")
+    try:
+        ready = time.perf_counter()
+        wait_until_committed(settings, settings.store_group, topics, timeout=WAIT_TIMEOUT_S,
+                             on_progress=watching({"store": (store,
+                                                             install.folder / "store.log")}))
+        done = time.perf_counter()
+        stored = run_query(settings, "SELECT count() FROM events")[1][0][0]
+        if stored != n:
+            raise SystemExit(f"expected {n} rows in events, found {stored}")
+    finally:
+        stop(store)
+    return done - started, ready - started, messages
+
+
 def worker_and_store(install: Install, n: int) -> tuple[float, float, float]:
     """The store, then the worker, until everything is processed and stored; returns (total,
     start-up, the workers' group done) seconds."""
@@ -294,6 +321,14 @@ def main() -> None:
         engine_steady = total - startup
         print(f"  {n / total:,.0f} events/s end to end ({total:.1f}s incl. {startup:.1f}s "
               f"start-up); {n / engine_steady:,.0f} events/s after start-up")
+
+        print("radar store alone, on what that worker left on Kafka: until everything is in "
+              "ClickHouse ...", flush=True)
+        total_s, startup_s, read = store_alone(alone, n)
+        steady_s = total_s - startup_s
+        print(f"  {n / steady_s:,.0f} events/s after start-up ({read:,} messages: inputs, "
+              f"signals, account states; {read / steady_s:,.0f} messages/s; {total_s:.1f}s incl. "
+              f"{startup_s:.1f}s start-up)")
 
         if several is not None:
             print(f"{args.workers} radar workers sharing the partitions ...", flush=True)
