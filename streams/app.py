@@ -30,6 +30,7 @@ from streams.acks import AckTracker
 from streams.erasure import Eraser, follow_erasures
 from streams.faust_internals import (
     committed_offsets,
+    is_stale,
     last_poll,
     set_current_event,
     set_table_serializers,
@@ -236,6 +237,10 @@ def create_app(settings: Settings, metrics: Metrics, rules: Rules,
         if signals is not None:
             signals.table.stream = stream
         async for messages in cast(faust.Stream[bytes], stream).noack():  # one fetch: a list of messages
+            if is_stale(messages, app):
+                log.info("dropped a batch of %d message(s) fetched before the last rebalance: "
+                         "read again from the committed offsets", len(messages))
+                continue
             async with gate:
                 await take(cast(list[Any], messages))
             # a failed send stops the agent here, as it would have without the overlap

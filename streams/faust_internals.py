@@ -33,6 +33,23 @@ PINNED_FAUST = "0.15.3"
 log = logging.getLogger(__name__)
 
 
+class FetchedBatch(list[Any]):
+    """One fetch's messages for an agent, with the consumer generation they were fetched in."""
+
+    def __init__(self, generation: int) -> None:
+        super().__init__()
+        self.generation = generation
+
+
+def is_stale(batch: Any, app: AppT) -> bool:
+    """A batch fetched before the group's latest rebalance (it waited in the agent's queue
+    meanwhile): its partitions were sought back to their committed offsets since, so its
+    messages are read again; handled now, they would be handled twice (and acknowledged
+    twice: Faust's commits then advance by one offset at a time)."""
+    generation = getattr(batch, "generation", None)
+    return generation is not None and generation != app.consumer_generation_id
+
+
 class BatchConsumer(faust_aiokafka.Consumer):
     #: topics delivered as batches; every other topic (a table's changelog, read by Faust's
     #: recovery one event at a time) goes the stock way, message by message
@@ -67,13 +84,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
         app = self.app
         tp_index = app.topics._tp_index  # type: ignore[attr-defined]  # TP -> channels
         to_message = self._to_message
-        per_channel: dict[Any, list[Any]] = {}
+        per_channel: dict[Any, FetchedBatch] = {}
         for tp, recs in records.items():
             if not self.flow_active or app.consumer_generation_id != generation:
                 return
             if active is not None and tp not in active and tp not in self._buffered_partitions:
                 # paused since the fetch (a table's recovery): read these again once resumed
-                await self._rewind(tp, recs[0].offset)
+                await self._rewind(tp, recs[0].offset, "its partition was paused", logging.INFO)
                 continue
             messages = await self._new_messages(tp, [to_message(tp, r) for r in recs])
             if not messages:
@@ -83,21 +100,25 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     await self.callback(m)
                 continue
             channels = tp_index.get(tp)
-            if not channels:
+            if not channels:  # not (yet) known to the agents' conductor: read again later
+                await self._rewind(tp, messages[0].offset, "no agent reads its partition yet",
+                                   logging.WARNING)
                 continue
             app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             for channel in channels:
-                per_channel.setdefault(channel, []).extend(messages)
+                per_channel.setdefault(channel, FetchedBatch(generation)).extend(messages)
         if self._commit_every is not None and self._n_acked >= self._commit_every:
             self._n_acked = 0
             await self.commit()
-        await app.flow_control.acquire()
+        await app.flow_control.acquire()  # held while a rebalance is under way
+        if not self.flow_active or app.consumer_generation_id != generation:
+            return  # fetched before it: read again from the committed offsets
         for channel, messages in per_channel.items():
             first = messages[0]
             # backpressure: a full channel queue holds the fetch loop here
             await channel.queue.put(app.create_event(first.key, messages, {}, first))
 
-    async def _rewind(self, tp: TP, offset: int) -> None:
+    async def _rewind(self, tp: TP, offset: int, why: str, level: int) -> None:
         """Move the partition's read position back to ``offset`` if it is past it, never forward
         (a seek made since the fetch, e.g. to the committed offset, stays). Stock Faust drops
         the records of a partition paused after they were fetched and counts on a later seek to
@@ -113,8 +134,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
         await self._thread.call_thread(rewind)
         read = self._read_offset[tp]
-        if read is not None and read > offset:
+        if read is not None and read >= offset:
             self._read_offset[tp] = offset if offset else None
+        log.log(level, "%s: records from offset %d fetched but not delivered (%s): read again "
+                "from there", tp, offset, why)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Seek every partition to its committed offset, those the group never committed too.
