@@ -230,6 +230,8 @@ def test_a_message_read_again_is_counted_as_redelivered_not_late() -> None:
                                offset=29)])  # still in the duplicates' memory
     assert feed.count("radar_redelivered_events") == 2
     assert feed.count("radar_late_events") == 0
+    # nor does the account's state count it late (it would differ from a run without restart)
+    assert feed.stage.cache["acct-1"].late_ignored == 0
     # an old event never seen before, on a new offset, is late
     feed.deliver([feed.message(event("outreach_reply", t0 + timedelta(hours=1), "new"), 0)])
     assert feed.count("radar_late_events") == 1
