@@ -127,10 +127,17 @@ class BatchConsumer(faust_aiokafka.Consumer):
         consumer = self._thread._ensure_consumer()
 
         async def rewind() -> None:  # in the consumer's thread, as its own seeks are
-            if not consumer._subscription.is_assigned(tp):
+            # never waits: the consumer thread runs one call at a time, and a wait here for a
+            # position (``consumer.position``) held every later call, the rebalance that would
+            # give the position among them: the worker stalled
+            subscription = consumer._subscription
+            if not subscription.is_assigned(tp):
                 return  # revoked since: its next owner reads from the committed offset
-            if await consumer.position(tp) > offset:
+            state = subscription.subscription.assignment.state_value(tp)
+            if state.has_valid_position and state.position > offset:
                 consumer.seek(tp, offset)
+            # no position: a reset to the committed offset or the beginning is pending, and
+            # lands at or before ``offset``
 
         await self._thread.call_thread(rewind)
         read = self._read_offset[tp]
