@@ -253,28 +253,15 @@ def create_app(settings: Settings, metrics: Metrics, rules: Rules,
         if signals is not None:
             await signals.forget([tp for tp in revoked if tp.topic in topics.inputs])
 
-    lag_labels: set[tuple[str, str]] = set()
     watched = set(topics.inputs)
 
     @app.timer(LAG_INTERVAL_S, name="consumer-lag")  # type: ignore[untyped-decorator]
     async def measure_lag() -> None:
         consumer = app.consumer
-        seen: set[tuple[str, str]] = set()
         committed = committed_offsets(consumer)
-        for tp in consumer.assignment():
-            if tp.topic not in watched:
-                continue
-            highwater = consumer.highwater(tp)
-            if highwater is None:
-                continue
-            nxt = committed.get(tp) or 0  # committed: every effect of what is before is out
-            labels = (tp.topic, str(tp.partition))
-            metrics.consumer_lag.labels(*labels).set(max(0, highwater - nxt))
-            seen.add(labels)
-        for labels in lag_labels - seen:
-            metrics.consumer_lag.remove(*labels)
-        lag_labels.clear()
-        lag_labels.update(seen)
+        # committed: every effect of what is before is out
+        metrics.set_lags((tp.topic, tp.partition, consumer.highwater(tp), committed.get(tp) or 0)
+                         for tp in consumer.assignment() if tp.topic in watched)
 
     eraser = Eraser(erased, signals.stage if signals is not None else None, metrics, gate,
                     drain)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -49,6 +50,7 @@ class Metrics:
             "radar_insert_retries", "Failed ClickHouse insert attempts that were retried.",
             ["table"], registry=r,
         )
+        self._lag_labels: set[tuple[str, str]] = set()  # the series set (Metrics.set_lags)
         self.consumer_lag = Gauge(
             "radar_consumer_lag",
             "Messages on a partition not yet stored and committed (high-water mark minus "
@@ -130,6 +132,21 @@ class Metrics:
             "radar_events_held",
             "Events waiting in the reorder buffers for the partition watermark.", registry=r,
         )
+
+    def set_lags(self, ends: Iterable[tuple[str, int, int | None, int | None]]) -> None:
+        """``radar_consumer_lag`` of each (topic, partition, high-water mark, next offset done)
+        assigned to this process; a partition without both is left out, and the series of a
+        partition no longer here are removed."""
+        seen: set[tuple[str, str]] = set()
+        for topic, partition, highwater, done in ends:
+            if highwater is None or done is None:
+                continue
+            labels = (topic, str(partition))
+            self.consumer_lag.labels(*labels).set(max(0, highwater - done))
+            seen.add(labels)
+        for labels in self._lag_labels - seen:
+            self.consumer_lag.remove(*labels)
+        self._lag_labels = seen
 
     def record_write(self, result: WriteResult) -> None:
         """One ClickHouse batch: rows, duplicates skipped, duration, size, retries."""

@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -194,25 +194,6 @@ def forget_revoked(assigned: Collection[Any], positions: dict[Any, int]) -> None
         del positions[tp]
 
 
-def measure_lag(consumer: Any, metrics: Metrics, positions: Mapping[Any, int],
-                labelled: set[tuple[str, str]]) -> None:
-    """``radar_consumer_lag`` of each partition assigned here (high-water mark minus what is
-    stored); the series of a partition no longer here are removed (``labelled``: those set)."""
-    seen: set[tuple[str, str]] = set()
-    for tp in consumer.assignment():
-        highwater = consumer.highwater(tp)
-        stored = positions.get(tp)
-        if highwater is None or stored is None:
-            continue
-        labels = (tp.topic, str(tp.partition))
-        metrics.consumer_lag.labels(*labels).set(max(0, highwater - stored))
-        seen.add(labels)
-    for labels in labelled - seen:
-        metrics.consumer_lag.remove(*labels)
-    labelled.clear()
-    labelled.update(seen)
-
-
 async def consume(settings: Settings, store: Store, stopping: asyncio.Event) -> None:
     """Fetch, store, commit, until ``stopping`` is set; then finish the batch in hand."""
     from aiokafka import AIOKafkaConsumer
@@ -227,7 +208,6 @@ async def consume(settings: Settings, store: Store, stopping: asyncio.Event) -> 
     )
     await consumer.start()
     positions: dict[Any, int] = {}
-    labelled: set[tuple[str, str]] = set()
     try:
         while not stopping.is_set():
             fetched = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS,
@@ -249,7 +229,8 @@ async def consume(settings: Settings, store: Store, stopping: asyncio.Event) -> 
                 if tp not in positions:
                     with contextlib.suppress(KafkaError, AssertionError):
                         positions[tp] = await consumer.position(tp)
-            measure_lag(consumer, store.metrics, positions, labelled)
+            store.metrics.set_lags((tp.topic, tp.partition, consumer.highwater(tp),
+                                    positions.get(tp)) for tp in assigned)
     finally:
         await consumer.stop()
 

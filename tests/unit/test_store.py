@@ -22,7 +22,7 @@ from sinks.rows import AccountView, account_state_json
 from sinks.sink import MemorySink
 from streams.metrics import Metrics
 from streams.settings import load_settings
-from streams.store import Record, Store, forget_revoked, measure_lag
+from streams.store import Record, Store, forget_revoked
 
 SETTINGS = load_settings({})
 TOPICS = SETTINGS.topics
@@ -169,19 +169,6 @@ def test_the_memory_sink_keeps_what_clickhouse_keeps(tmp_path: Path) -> None:
     assert tables["champions"] == ([["bo"]],)
 
 
-class _Assigned:
-    """What measure_lag asks of the consumer: the assignment and each partition's end."""
-
-    def __init__(self, ends: dict[tuple[str, int], int]) -> None:
-        self.ends = ends
-
-    def assignment(self) -> set[tuple[str, int]]:
-        return set(self.ends)
-
-    def highwater(self, tp: tuple[str, int]) -> int:
-        return self.ends[tp]
-
-
 def _lag_series(metrics: Metrics) -> dict[tuple[str, str], float]:
     return {(s.labels["topic"], s.labels["partition"]): s.value
             for family in metrics.registry.collect() if family.name == "radar_consumer_lag"
@@ -189,17 +176,13 @@ def _lag_series(metrics: Metrics) -> dict[tuple[str, str], float]:
 
 
 def test_a_revoked_partition_loses_its_lag_series_and_its_position() -> None:
-    from collections import namedtuple
-
-    TP = namedtuple("TP", "topic partition")
-    a0, a1 = TP("ads", 0), TP("ads", 1)
-    metrics, labelled = Metrics(), set[tuple[str, str]]()
-    positions = {a0: 90, a1: 40}
-    measure_lag(_Assigned({a0: 100, a1: 50}), metrics, positions, labelled)
+    metrics = Metrics()
+    positions = {("ads", 0): 90, ("ads", 1): 40}
+    metrics.set_lags([("ads", 0, 100, positions[("ads", 0)]), ("ads", 1, 50, positions[("ads", 1)]),
+                      ("ads", 2, None, 7), ("ads", 3, 70, None)])  # 2 and 3: not known yet
     assert _lag_series(metrics) == {("ads", "0"): 10.0, ("ads", "1"): 10.0}
 
-    now = _Assigned({a0: 120})  # a1 went to another store
-    forget_revoked(now.assignment(), positions)
-    assert positions == {a0: 90}
-    measure_lag(now, metrics, positions, labelled)
+    forget_revoked({("ads", 0)}, positions)  # ads:1 went to another store
+    assert positions == {("ads", 0): 90}
+    metrics.set_lags([("ads", 0, 120, positions[("ads", 0)])])
     assert _lag_series(metrics) == {("ads", "0"): 30.0}
