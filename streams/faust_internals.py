@@ -127,9 +127,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
         consumer = self._thread._ensure_consumer()
 
         async def rewind() -> None:  # in the consumer's thread, as its own seeks are
-            # never waits: the consumer thread runs one call at a time, and a wait here for a
-            # position (``consumer.position``) held every later call, the rebalance that would
-            # give the position among them: the worker stalled
+            # never waits: the consumer thread runs its calls from a queue with two workers,
+            # and a wait here for a position (``consumer.position``) held the calls behind it,
+            # the rebalance's that would give the position among them: the worker stalled
             subscription = consumer._subscription
             if not subscription.is_assigned(tp):
                 return  # revoked since: its next owner reads from the committed offset
