@@ -588,10 +588,11 @@ class Harness:
         stack.notes.append(f"broker unreachable for {down_for:.0f}s (stop, wait, start)")
         self.say(f"  {stack.label}: broker back after {down_for:.0f}s")
 
-    def _restart_broker(self, attempts: int = 10) -> None:
-        """Start the stopped broker again. Its port may be taken for a moment: a client
+    def _restart_broker(self, attempts: int = 30) -> None:
+        """Start the stopped broker again. Its port may be taken for a while: a client
         reconnecting while it was down can be given the broker's port as its own when that port
-        is in the ephemeral range (a TCP self-connection), until it gives up that connection."""
+        is in the ephemeral range (a TCP self-connection), until it gives up that connection.
+        (Once, in CI, the port stayed taken for more than 30 s: the attempts now span 90 s.)"""
         assert self.broker is not None
         for attempt in range(1, attempts + 1):
             try:
