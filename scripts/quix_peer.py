@@ -41,7 +41,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Collection, Iterable
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,14 +50,11 @@ from quixstreams import Application, message_context
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.state.base import PartitionTransaction
 
-from processors.engagement import figures
 from processors.erasure import Erased
 from processors.ingest import RawMessage, ingest
 from processors.partitioning import Owners
 from processors.rules import DEFAULT_RULES
 from processors.sequencer import BatchResult, Sequencer
-from processors.state import DAY, AccountState
-from processors.tiers import tier_of
 from processors.watermark import Source
 from schemas.decode import EventTimeBounds
 from schemas.topics import TopicNames
@@ -214,7 +210,7 @@ class Peer:
         for account_id, (partition, state) in dirty.items():
             self.table.put(account_id, partition, {"p": partition, "s": state.to_dict()})
             produce(topic=out.account_state, key=account_id.encode(),
-                    value=account_state_json(self.view(state), version))
+                    value=account_state_json(AccountView.of(state, self.rules), version))
         self.account_states += len(dirty)
 
     def emit(self, result: BatchResult) -> None:
@@ -235,15 +231,6 @@ class Peer:
             produce(topic=out.account_tiers, key=change.account_id.encode(),
                     value=change.model_dump_json().encode())
         self.tier_changes += len(result.tier_changes)
-
-    def view(self, state: AccountState) -> AccountView:
-        """The account's ``account_state`` row, as ``SignalStage._view`` makes it."""
-        now = state.high_water
-        if state.evaluated_day is not None:
-            now = max(now, state.evaluated_day * DAY)
-        _, reasons = tier_of(state, now, self.rules)
-        return AccountView(replace(state), figures(state, now, self.rules), reasons,
-                           self.rules.version)
 
 
 def main() -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
+from processors.engagement import figures
 from processors.ingest import AcceptedEvent
-from processors.state import EPOCH_ORDINAL, AccountState
+from processors.rules import Rules
+from processors.state import DAY, EPOCH_ORDINAL, AccountState
+from processors.tiers import tier_of
 from schemas.dead_letter import DeadLetter
 from schemas.events import (
     AccountProfile,
@@ -27,6 +30,17 @@ class AccountView:
     figures: dict[str, Any]
     tier_reasons: list[str]
     rule_version: str
+
+    @classmethod
+    def of(cls, state: AccountState, rules: Rules) -> AccountView:
+        """The account's row for ``account_state``, from a copy of the state as it is now
+        (judged at its latest event, or the last day judged if later)."""
+        now = state.high_water
+        if state.evaluated_day is not None:
+            now = max(now, state.evaluated_day * DAY)
+        _, reasons = tier_of(state, now, rules)
+        # the row reads only scalar fields of the state: a shallow copy keeps them as they are
+        return cls(replace(state), figures(state, now, rules), reasons, rules.version)
 
 EVENT_COLUMNS: tuple[str, ...] = (
     "event_id", "type", "schema_version", "occurred_at", "account_id", "stakeholder_id",

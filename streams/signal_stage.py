@@ -18,11 +18,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from processors.engagement import figures
 from processors.erasure import Erased
 from processors.ingest import AcceptedEvent
 from processors.rules import Rules
@@ -34,8 +32,7 @@ from processors.sequencer import (
     Sources,
     StateTable,
 )
-from processors.state import DAY, AccountState
-from processors.tiers import tier_of
+from processors.state import AccountState
 from sinks.rows import AccountView, account_state_json
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -115,7 +112,7 @@ class SignalStage(Sequencer):
         states += [(account_id, partition, self.revocations.get(partition, 0), None)
                    for account_id, partition in self.dropped]
         self.dropped = []
-        views = [self._view(state) for _, state in dirty.values()]
+        views = [AccountView.of(state, self.rules) for _, state in dirty.values()]
         self.saving = asyncio.ensure_future(self._save(self.saving, result, states))
         return asyncio.ensure_future(self._persist(self.saving, result, views, time.time_ns()))
 
@@ -146,16 +143,6 @@ class SignalStage(Sequencer):
                 self.send(topic, view.state.account_id.encode(),
                           account_state_json(view, version)) for view in views])
         return result.released
-
-    def _view(self, state: AccountState) -> AccountView:
-        """The account's row for ``account_state``, from a copy of the state as it is now."""
-        now = state.high_water
-        if state.evaluated_day is not None:
-            now = max(now, state.evaluated_day * DAY)
-        _, reasons = tier_of(state, now, self.rules)
-        # the row reads only scalar fields of the state: a shallow copy keeps them as they are
-        return AccountView(replace(state), figures(state, now, self.rules), reasons,
-                           self.rules.version)
 
     async def _emit(self, result: BatchResult) -> None:
         topics = self.settings.topics
