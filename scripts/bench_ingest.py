@@ -93,6 +93,12 @@ def synthetic(n: int) -> list[bytes]:
     return [json.dumps(make_event(i)).encode() for i in range(n)]
 
 
+def world_lines(file: Path | None, events: int) -> list[bytes]:
+    """The non-blank lines of ``file``, else ``events`` synthetic events."""
+    lines = file.read_bytes().splitlines() if file else synthetic(events)
+    return [line for line in lines if line.strip()]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -296,8 +302,7 @@ def main() -> None:
                         help="also measure this many workers sharing the partitions (one "
                              "consumer group, each its own process), on a third set of topics")
     args = parser.parse_args()
-    lines = args.file.read_bytes().splitlines() if args.file else synthetic(args.events)
-    lines = [line for line in lines if line.strip()]
+    lines = world_lines(args.file, args.events)
     n = len(lines)
 
     base = load_settings()

@@ -37,7 +37,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from bench_ingest import Install, engine_alone, publish, raw_consume_parse, synthetic  # noqa: E402
+from bench_ingest import (  # noqa: E402
+    Install,
+    engine_alone,
+    publish,
+    raw_consume_parse,
+    world_lines,
+)
 
 from streams import kafka_local  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
@@ -124,8 +130,7 @@ def main() -> None:
                         help="Quix consumer_poll_timeout values to measure, comma-separated "
                              "('default': Quix's own, 1.0 s)")
     args = parser.parse_args()
-    lines = args.file.read_bytes().splitlines() if args.file else synthetic(args.events)
-    lines = [line for line in lines if line.strip()]
+    lines = world_lines(args.file, args.events)
     n = len(lines)
     polls = [p.strip() for p in args.poll_timeouts.split(",") if p.strip()]
 
