@@ -29,6 +29,7 @@ from processors.engine import Outcome, apply_event, release_due
 from processors.erasure import Erased, forget_stakeholders
 from processors.ingest import AcceptedEvent
 from processors.partitioning import Owners
+from processors.rerouting import Progress
 from processors.rules import Rules
 from processors.state import DAY, AccountState, day_of
 from processors.sweep import sweep
@@ -56,6 +57,8 @@ class StateTable(Protocol):
 
 # the sources the worker reads now, and those of them that may still deliver (not idle)
 Sources = Callable[[], tuple[Collection[Source], Collection[Source]]]
+# every source of the inputs, wherever it is read (empty while not known)
+EverySource = Callable[[], Collection[Source]]
 YIELD_EVERY = 250  # events applied between two turns of the event loop (a few milliseconds)
 
 
@@ -68,6 +71,16 @@ class Held:
     produced_at: float | None  # message timestamp (producer clock), for alert latency
     source: Source  # the topic partition the message came on
     offset: int
+
+
+@dataclass
+class Forward:
+    """A misrouted event on its way to its account's partition (``processors.rerouting``)."""
+
+    partition: int  # the account's own partition
+    item: AcceptedEvent
+    at: float  # its place in event time in its source
+    token: Any  # what the agent acknowledges once it is forwarded
 
 
 @dataclass
@@ -103,7 +116,12 @@ class Sequencer:
         partitions: int,
         clock: Callable[[], datetime],  # when a signal is detected
         erased: Erased | None = None,
+        every_source: EverySource | None = None,
     ) -> None:
+        """``every_source``: given, the sequencer is one of several workers: a misrouted event
+        is forwarded (``outbox``) rather than held here, and each partition's watermark counts
+        the sources read elsewhere by their progress marks (``processors.rerouting``). Without
+        it, this sequencer reads every source itself."""
         # erased people and accounts (shared with decoding): the stage drops their held
         # events and forgets them in every state it holds or loads
         self.erased = erased if erased is not None else Erased()
@@ -131,6 +149,10 @@ class Sequencer:
         # partition -> how often a rebalance took it away: a batch applied before that does
         # not save its states there any more (the partition's new owner does)
         self.revocations: dict[int, int] = {}
+        self.every_source = every_source
+        self.outbox: list[Forward] = []  # misrouted events to forward, in arrival order
+        # partition -> what the progress marks read on it tell of each source
+        self.marks: dict[int, Progress] = {}
 
     # -- state -----------------------------------------------------------------------------
     def _load_partition(self, partition: int, dirty: dict[str, tuple[int, AccountState]]
@@ -177,30 +199,55 @@ class Sequencer:
     # -- batch -----------------------------------------------------------------------------
     def admit(self, accepted: Sequence[tuple[AcceptedEvent, Any]]) -> None:
         """Hold each valid event (already decoded by ingest) in its account's partition until
-        the watermark passes it; one late on arrival is counted and acknowledged."""
-        received, lateness = self.received, self.lateness
+        the watermark passes it (or forward it there, with several workers); one late on
+        arrival is counted and acknowledged."""
+        forwarding = self.every_source is not None
         for item, token in accepted:
-            event, raw = item.event, item.source
-            t = item.timestamp()
+            raw = item.source
             source = (raw.topic, raw.partition)
-            at = self.event_clock.observe(source, t)
-            key = (event.account_id, source)
-            latest = received.get(key)
-            if latest is not None and t < latest - lateness:
-                self._count_unapplied(self._state(event.account_id),
-                                      self._source_key(source), raw.offset)
-                self.settled.append(token)
-                continue
-            if latest is None or t > latest:
-                received[key] = t
-            owner = self.owner(event.account_id)
+            at = self.event_clock.observe(source, item.timestamp())
+            owner = self.owner(item.event.account_id)
             if owner != raw.partition:
                 self.counts.rerouted(raw.topic)
-            produced = raw.timestamp.timestamp() if raw.timestamp else None
-            # an event late in its source is placed where the source had got to: the watermark
-            # may have passed its own time already, or not, depending on the fetches
-            self.buffers.setdefault(owner, ReorderBuffer()).push(
-                at, source, raw.offset, Held(event, t, at, token, produced, source, raw.offset))
+                if forwarding:
+                    self.outbox.append(Forward(owner, item, at, token))
+                    continue
+            self._hold(owner, item, at, token)
+
+    def admit_forwarded(self, forwarded: Sequence[tuple[AcceptedEvent, float, Any]]) -> None:
+        """Hold events forwarded here by the worker that read them (``item.source`` is where
+        they came from, ``at`` their place in event time there)."""
+        for item, at, token in forwarded:
+            self._hold(self.owner(item.event.account_id), item, at, token)
+
+    def progress(self, partition: int, marks: Progress) -> None:
+        """A progress mark read on the rerouted topic's ``partition``."""
+        self.marks.setdefault(partition, {}).update(marks)
+
+    def local_progress(self, assigned: Collection[Source], holding: Collection[Source]
+                       ) -> Progress:
+        """What this worker's progress marks say of the sources it reads."""
+        high = self.event_clock.high
+        return {source: (high.get(source), source not in holding) for source in assigned}
+
+    def _hold(self, owner: int, item: AcceptedEvent, at: float, token: Any) -> None:
+        event, raw = item.event, item.source
+        t = item.timestamp()
+        source = (raw.topic, raw.partition)
+        key = (event.account_id, source)
+        latest = self.received.get(key)
+        if latest is not None and t < latest - self.lateness:
+            self._count_unapplied(self._state(event.account_id), self._source_key(source),
+                                  raw.offset)
+            self.settled.append(token)
+            return
+        if latest is None or t > latest:
+            self.received[key] = t
+        produced = raw.timestamp.timestamp() if raw.timestamp else None
+        # an event late in its source is placed where the source had got to: the watermark
+        # may have passed its own time already, or not, depending on the fetches
+        self.buffers.setdefault(owner, ReorderBuffer()).push(
+            at, source, raw.offset, Held(event, t, at, token, produced, source, raw.offset))
 
     def _source_key(self, source: Source) -> str:
         """The source as the state names it ("topic:partition"), made once per source."""
@@ -218,34 +265,49 @@ class Sequencer:
         else:
             self.counts.late()
 
-    def step(self) -> tuple[BatchResult, dict[str, tuple[int, AccountState]]]:
-        """Release what the watermarks allow, apply it, sweep new days. Pure CPU, no I/O."""
+    def step(self, sources: tuple[Collection[Source], Collection[Source]] | None = None
+             ) -> tuple[BatchResult, dict[str, tuple[int, AccountState]]]:
+        """Release what the watermarks allow, apply it, sweep new days. Pure CPU, no I/O.
+        ``sources``: what ``self.sources()`` said just before (it is asked otherwise)."""
         result = BatchResult()
         dirty: dict[str, tuple[int, AccountState]] = {}
-        for _ in self._steps(result, dirty):
+        for _ in self._steps(result, dirty, sources):
             pass
         return result, dirty
 
-    def _steps(self, result: BatchResult,
-               dirty: dict[str, tuple[int, AccountState]]) -> Iterator[None]:
+    def _steps(self, result: BatchResult, dirty: dict[str, tuple[int, AccountState]],
+               sources: tuple[Collection[Source], Collection[Source]] | None = None
+               ) -> Iterator[None]:
         """The work of ``step``, pausing (yielding) every ``YIELD_EVERY`` events."""
         result.released.extend(self.settled)
         self.settled = []
         applied = 0
         detected_at = self.clock()
-        assigned, holding = self.sources()
-        # the sources that may still deliver hold it back; one caught up for the idle time does
-        # not (streams.app.input_sources)
-        watermark = self.event_clock.watermark(holding)
-        if watermark is None:
-            return
-        # at the watermark itself, a source still there may bring another event of that time
-        until = self.event_clock.first_at(holding, watermark)
+        assigned, holding = sources if sources is not None else self.sources()
+        every: Collection[Source] = ()
+        watermark: float | None = None
+        until: Source | None = None
+        if self.every_source is not None:  # one watermark per partition, below
+            every = self.every_source()
+        else:
+            # the sources that may still deliver hold it back; one caught up for the idle time
+            # does not (streams.app.input_sources)
+            watermark = self.event_clock.watermark(holding)
+            if watermark is None:
+                return
+            # at the watermark itself, a source still there may bring another event of that
+            # time
+            until = self.event_clock.first_at(holding, watermark)
         # every partition read here is advanced to the watermark, with events or without: the
         # day judgements are then a function of the events, not of where batches ended
         partitions = {p for _, p in assigned} | set(self.members) | \
             {p for p, b in self.buffers.items() if len(b)}
         for partition in sorted(partitions):
+            if self.every_source is not None:
+                watermark, until = self._partition_watermark(partition, assigned, holding,
+                                                             every)
+            if watermark is None:
+                continue  # a source that may bring older events is not known yet
             self._load_partition(partition, dirty)
             members = self.members.setdefault(partition, set())
             erased = self.erased
@@ -294,6 +356,41 @@ class Sequencer:
                     yield
             yield from self._sweep(partition, watermark, detected_at, result, dirty)
             self._release(partition, watermark, detected_at, result, dirty)
+
+    def _partition_watermark(self, partition: int, assigned: Collection[Source],
+                             holding: Collection[Source], every: Collection[Source]
+                             ) -> tuple[float | None, Source | None]:
+        """The partition's watermark with several workers, and the first source still at it
+        (as ``EventClock.watermark`` and ``first_at``), over every source of the inputs: the
+        partition's own sources read here by the event clock, every other by its latest
+        progress mark on the partition (a forwarded event comes before the marks that count
+        it). None while a source is not known: nothing marked yet, or nothing delivered by one
+        that may still deliver."""
+        if not every:
+            return None, None
+        high, marks = self.event_clock.high, self.marks.get(partition, {})
+        slowest: float | None = None
+        first: Source | None = None
+        latest: float | None = None  # when every source is idle: the latest time of any
+        for source in every:
+            if source[1] == partition and source in assigned:
+                t, idle = high.get(source), source not in holding
+            else:
+                mark = marks.get(source)
+                if mark is None:
+                    return None, None
+                t, idle = mark
+            if not idle:
+                if t is None:
+                    return None, None
+                if slowest is None or t < slowest or t == slowest and first is not None \
+                        and source < first:
+                    slowest, first = t, source
+            elif t is not None and (latest is None or t > latest):
+                latest = t
+        if slowest is not None:
+            return slowest, first
+        return latest, None
 
     def _release(self, partition: int, watermark: float, detected_at: datetime,
                  result: BatchResult, dirty: dict[str, tuple[int, AccountState]]) -> None:
@@ -382,10 +479,18 @@ class Sequencer:
             self.loaded_partitions.discard(p)
             for account_id in self.members.pop(p, set()):
                 self.cache.pop(account_id, None)
+        if self.every_source is not None:
+            # every event held here came on the partition it is held for, directly or forwarded
+            # through the rerouted topic's partition of that number: nothing else to drop
+            for p in partitions:
+                self.marks.pop(p, None)
+            self.event_clock.forget(partitions)
+            owner = self.owner
+            self.received = {k: t for k, t in self.received.items()
+                             if owner(k[0]) not in partitions}
+            return
         # events that came on those partitions for accounts of partitions kept here are read
-        # again by the partitions' new owner. (Events held for a partition taken away that
-        # came on a partition kept here are dropped with its buffer: with several workers they
-        # must go to the account's owner through Kafka — the scale-out issue.)
+        # again by the partitions' new owner
         for buffer in self.buffers.values():
             buffer.discard(lambda held: held.source[1] in partitions)
         self.event_clock.forget(partitions)

@@ -62,6 +62,9 @@ of appearance), and which partitions moved when.
   is killed with SIGKILL and the producer goes on. The group hands that worker's partitions to
   the two others only once its coordinator gives up on it: Faust's ``broker_session_timeout``,
   60 s (no ``RADAR_*`` setting changes it), after its last heartbeat.
+- ``no-keys3``: three workers, settled, then the world published without keys (as
+  ``no-keys``): most events land on a partition that another worker owns than their account's,
+  and reach their owner through the workers' rerouted topic.
 
 Pass = the same set of open signal ids and the same number of events stored as the reference;
 for the several-worker runs also, without FINAL, as many rows in ``events`` as distinct event
@@ -131,11 +134,11 @@ __all__ = ["OPEN_SIGNALS_SQL", "PERTURBATIONS", "Comparison", "Harness", "Harnes
 PERTURBATIONS: tuple[str, ...] = (
     "replay", "replay-1000", "live", "slow-producer", "skewed", "topic-by-topic", "no-keys",
     "librdkafka", "mixed-partitioners", "broker-outage", "kill9",
-    "workers3", "scale1to3to1", "kill9of3",
+    "workers3", "scale1to3to1", "kill9of3", "no-keys3",
 )
 # runs whose ``events`` rows must be exact without FINAL too: only workers change in them (the
 # store runs throughout, on a broker that stays up), so each event is stored once
-SEVERAL_WORKERS = frozenset({"workers3", "scale1to3to1", "kill9of3"})
+SEVERAL_WORKERS = frozenset({"workers3", "scale1to3to1", "kill9of3", "no-keys3"})
 EXACT_ROWS = SEVERAL_WORKERS
 GROUP_SETTLE_TIMEOUT_S = 120.0  # for the group to settle after workers start or stop
 # after a SIGKILL: the session timeout (60 s) and then a rebalance
@@ -470,13 +473,23 @@ class Harness:
         elif name == "live":
             stack.start_worker()
             stack.publish_file(self.world)
-        elif name == "workers3":
+        elif name in ("workers3", "no-keys3"):
             watch = stack.watch_group()
             first = time.monotonic()
             for _ in range(3):
                 stack.start_worker()
-            stack.publish_file(self.world)
-            stack.notes.append("3 workers started one after the other, then radar publish")
+            if name == "workers3":
+                stack.publish_file(self.world)
+                stack.notes.append("3 workers started one after the other, then radar publish")
+            else:  # most events land on a partition another worker owns than their account's
+                watch.wait_settled(3, GROUP_SETTLE_TIMEOUT_S, stack.check_running)
+                keyless = KafkaPythonProducer(stack.settings, keys="none")
+                try:
+                    feed(keyless, self.records)
+                finally:
+                    keyless.close()
+                stack.notes.append("3 workers started one after the other, settled, then the "
+                                   "world published without keys")
             settled = watch.wait_settled(3, GROUP_SETTLE_TIMEOUT_S, stack.check_running)
             stack.notes.append(f"group settled {settled.t - first:.1f}s after the first worker "
                                f"was started: {watch.show(settled)}")

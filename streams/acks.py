@@ -51,6 +51,17 @@ class AckTracker(Generic[M]):
     def pending(self) -> int:
         return sum(len(q) for q in self.queues.values())
 
+    def discard(self, messages: Iterable[M]) -> None:
+        """Messages that will be read again (a stale batch): never acknowledged, and no longer
+        ahead of the messages received after them."""
+        for m in messages:
+            if id(m) in self.queued:
+                queue = self.queues.get(self.partition_of(m))
+                if queue is not None:
+                    queue.remove(m)
+                self.queued.discard(id(m))
+                self.finished.discard(id(m))
+
     def forget(self, partitions: Iterable[Hashable]) -> None:
         """A partition taken away by a rebalance: its messages will be read again elsewhere."""
         for partition in partitions:

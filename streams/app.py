@@ -24,6 +24,7 @@ from faust.types import TP, Message
 
 from processors.erasure import Erased
 from processors.ingest import RawMessage
+from processors.rerouting import Origin, Progress, read_rerouted
 from processors.rules import Rules
 from processors.watermark import Source, SourceActivity
 from streams.acks import AckTracker
@@ -32,14 +33,15 @@ from streams.faust_internals import (
     committed_offsets,
     is_stale,
     last_poll,
+    partition_count,
     set_current_event,
     set_table_serializers,
     use_batch_consumer,
 )
 from streams.metrics import Metrics
-from streams.pipeline import IngestPipeline
+from streams.pipeline import IngestPipeline, headers_list
 from streams.settings import Settings
-from streams.signal_stage import SignalStage
+from streams.signal_stage import Rerouter, SignalStage
 from streams.state_codec import STATE_CODEC
 from streams.web import add_metrics_view
 
@@ -56,8 +58,11 @@ def _raw(m: Any) -> RawMessage:
     return RawMessage(m.topic, m.partition, m.offset, m.key, m.value, ts)
 
 
-def _coordinates(m: Any) -> tuple[str, int, int]:
-    return m.topic, m.partition, m.offset
+def _forwarded(m: Any, origin: Origin) -> RawMessage:
+    """A forwarded event as it was read where it came from."""
+    ts = datetime.fromtimestamp(origin.timestamp_ms / 1000, UTC) \
+        if origin.timestamp_ms is not None else None
+    return RawMessage(origin.topic, origin.partition, origin.offset, m.key, m.value, ts)
 
 
 def _brokers(bootstrap: str) -> list[str]:
@@ -170,14 +175,16 @@ def create_app(settings: Settings, metrics: Metrics, rules: Rules,
         producer_max_batch_size=1024 * 1024,
     )
     topics = settings.topics
-    use_batch_consumer(app, set(topics.inputs))
+    rerouted = settings.rerouted_topic
+    use_batch_consumer(app, {*topics.inputs, rerouted})
 
     def raw_topic(*names: str) -> faust.TopicT:
         # bytes in, bytes out: decoding is ours, so a bad message becomes a dead letter
         return app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw",
                          value_serializer="raw")
 
-    input_topic = raw_topic(*topics.inputs)
+    # the rerouted topic is read with the inputs, so its partition p goes with theirs
+    input_topic = raw_topic(*topics.inputs, rerouted)
     dead_letter_topic = raw_topic(topics.dead_letters)
     async def send_dead_letter(key: bytes | None, value: bytes,
                                headers: list[tuple[str, bytes]]) -> Any:
@@ -191,7 +198,7 @@ def create_app(settings: Settings, metrics: Metrics, rules: Rules,
     signals = _signal_stage(app, settings, rules, metrics, raw_topic, tracker,
                             erased) if settings.signals else None
 
-    async def finish_when_sent(rejecting: asyncio.Future[None],
+    async def finish_when_sent(rejecting: asyncio.Future[Any],
                                applying: asyncio.Future[list[Any]], refused: list[Any]) -> None:
         try:
             applied = await applying
@@ -204,26 +211,55 @@ def create_app(settings: Settings, metrics: Metrics, rules: Rules,
     # held while a batch is taken (decoded, handed to the engine): an erasure waits for it
     gate = asyncio.Lock()
 
-    async def take(batch: list[Any]) -> None:
+    async def take(fetched: list[Any]) -> None:
+        batch = signals.unseen(fetched) if signals is not None else fetched
         tracker.received(batch)
-        raws = [_raw(m) for m in batch]
+        inputs, forwarded, marks, done = [], [], [], []
+        for m in batch:
+            if m.topic != rerouted:
+                inputs.append(m)
+                continue
+            read = read_rerouted(headers_list(m.headers), m.value)
+            if isinstance(read, Origin):
+                forwarded.append((m, read.at, _forwarded(m, read)))
+            else:
+                if read is None:
+                    log.warning("%s[%d]@%d is neither a forwarded event nor a progress mark: "
+                                "skipped", m.topic, m.partition, m.offset)
+                else:
+                    marks.append((m.partition, read))
+                done.append(m)
+        tracker.finish(done)  # marks take effect below: nothing to wait for
+        raws = [_raw(m) for m in inputs]
         decoded = pipeline.decode(raws)
         if signals is None:
             await pipeline.dead_letter(decoded)
             tracker.finish(batch)
             return
+        # forwarded events were counted where they were read first
+        again = pipeline.decode([raw for _, _, raw in forwarded], count_consumed=False)
         # dead letters go out while the engine runs, and the batch's signals and states are
         # sent while the next batch is applied; a message is acknowledged only once all of
         # that is done with it
-        rejecting = asyncio.ensure_future(pipeline.dead_letter(decoded))
-        refused = {_coordinates(m): m for m in batch}
-        accepted = [(a, refused.pop((a.source.topic, a.source.partition, a.source.offset)))
-                    for a in decoded.accepted]
+        rejecting = asyncio.ensure_future(asyncio.gather(pipeline.dead_letter(decoded),
+                                                         pipeline.dead_letter(again)))
+        refused = {id(raw): m for raw, m in zip(raws, inputs, strict=True)}
+        refused.update((id(raw), m) for m, _, raw in forwarded)
+        places = {id(raw): at for _, at, raw in forwarded}
+        accepted = [(a, refused.pop(id(a.source))) for a in decoded.accepted]
+        arrived = [(a, places[id(a.source)], refused.pop(id(a.source))) for a in again.accepted]
         try:
-            applying = await signals.handle(batch, accepted)
+            applying = await signals.handle(inputs, accepted, arrived, marks,
+                                            stale=lambda: is_stale(fetched, app))
         except BaseException:
             await rejecting
             raise
+        if applying is None:  # a rebalance began while it waited for the stage
+            await rejecting
+            tracker.discard(batch)
+            log.info("dropped a batch of %d message(s) fetched before a rebalance began: read "
+                     "again from the committed offsets", len(batch))
+            return
         in_flight.append(asyncio.ensure_future(
             finish_when_sent(rejecting, applying, list(refused.values()))))
 
@@ -237,11 +273,11 @@ def create_app(settings: Settings, metrics: Metrics, rules: Rules,
         if signals is not None:
             signals.table.stream = stream
         async for messages in cast(faust.Stream[bytes], stream).noack():  # one fetch: a list of messages
-            if is_stale(messages, app):
-                log.info("dropped a batch of %d message(s) fetched before the last rebalance: "
-                         "read again from the committed offsets", len(messages))
-                continue
             async with gate:
+                if is_stale(messages, app):
+                    log.info("dropped a batch of %d message(s) fetched before the last "
+                             "rebalance: read again from the committed offsets", len(messages))
+                    continue
                 await take(cast(list[Any], messages))
             # a failed send stops the agent here, as it would have without the overlap
             while in_flight and (len(in_flight) > MAX_BATCHES_IN_FLIGHT or in_flight[0].done()):
@@ -251,9 +287,10 @@ def create_app(settings: Settings, metrics: Metrics, rules: Rules,
     async def forget_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         tracker.forget(revoked)
         if signals is not None:
-            await signals.forget([tp for tp in revoked if tp.topic in topics.inputs])
+            await signals.forget([tp for tp in revoked
+                                  if tp.topic in topics.inputs or tp.topic == rerouted])
 
-    watched = set(topics.inputs)
+    watched = {*topics.inputs, rerouted}
 
     @app.timer(LAG_INTERVAL_S, name="consumer-lag")  # type: ignore[untyped-decorator]
     async def measure_lag() -> None:
@@ -282,27 +319,48 @@ class SignalAgentState:
                  metrics: Metrics) -> None:
         self.stage = stage
         self.table = table
-        self.offsets = offsets  # last offset received per input (topic, partition)
+        # the last offset handed to the stage per (topic, partition) of the inputs and of the
+        # rerouted topic, since it was assigned
+        self.offsets = offsets
         self.activity = activity  # which inputs are caught up, idle
         self.metrics = metrics
+
+    def unseen(self, batch: list[Any]) -> list[Any]:
+        """The batch but the messages it has handed to the stage already since the partition
+        was assigned: Faust seeks a partition without a committed offset back to its beginning
+        whenever it seeks (after a table's recovery too), and a message read twice would be
+        judged late the second time and acknowledged twice. The first copy is acknowledged
+        once handled."""
+        offsets = self.offsets
+        fresh = [m for m in batch if m.offset > offsets.get((m.topic, m.partition), -1)]
+        if len(fresh) < len(batch):
+            log.warning("%d message(s) of this batch were read already since their partitions "
+                        "were assigned (a seek back): skipped", len(batch) - len(fresh))
+        return fresh
 
     async def forget(self, revoked: list[TP]) -> None:
         """Forget the revoked input partitions: their accounts, and what was known of their
         reading (if they come back, it starts again from the committed offset: a source known
         idle before would let its events in behind the watermark)."""
-        sources = [(tp.topic, tp.partition) for tp in revoked]
+        sources = [(tp.topic, tp.partition) for tp in revoked]  # (the rerouted topic's too)
         for source in sources:
             self.offsets.pop(source, None)
         self.activity.forget(sources)
         await self.stage.forget({tp.partition for tp in revoked})
 
-    async def handle(self, messages: list[Any], accepted: list[tuple[Any, Any]]
-                     ) -> asyncio.Future[list[Any]]:
-        """Applies the batch; returns what resolves to the messages whose events are applied
-        and sent (signals and state)."""
+    async def handle(self, messages: list[Any], accepted: list[tuple[Any, Any]],
+                     forwarded: list[tuple[Any, float, Any]] | None = None,
+                     marks: list[tuple[int, Progress]] | None = None,
+                     stale: Callable[[], bool] | None = None
+                     ) -> asyncio.Future[list[Any]] | None:
+        """Applies the batch (``messages`` of the inputs; ``forwarded`` events and progress
+        ``marks`` read on the rerouted topic); returns what resolves to the messages whose
+        events are applied and sent (signals and state), or forwarded."""
+        applying = await self.stage.handle(accepted, forwarded or (), marks or (), stale)
+        if applying is None:
+            return None
         for m in messages:
             self.offsets[(m.topic, m.partition)] = m.offset
-        applying = await self.stage.handle(accepted)
         self.metrics.held_events.set(self.stage.held())
         return applying
 
@@ -334,8 +392,26 @@ def _signal_stage(app: faust.App, settings: Settings, rules: Rules, metrics: Met
     def sources() -> tuple[set[Source], set[Source]]:
         return input_sources(app, topics.inputs, offsets, activity, metrics)
 
+    rerouted = raw_topic(settings.rerouted_topic)
+
+    async def enqueue(key: bytes | None, value: bytes, partition: int,
+                      headers: list[tuple[str, bytes]]) -> Any:
+        return await rerouted.send(key=key, value=value, partition=partition, headers=headers,
+                                   force=True)  # queued now; the delivery is awaited later
+
+    every: list[Source] = []
+
+    def every_source() -> list[Source]:
+        """Every partition of every input topic, once the consumer knows them all."""
+        if not every:
+            counts = {topic: partition_count(app.consumer, topic) for topic in topics.inputs}
+            if all(counts.values()):
+                every.extend((topic, q) for topic, n in counts.items() for q in range(n or 0))
+        return every
+
     stage = SignalStage(settings, rules, state_table, metrics, send, sources,
-                        erased=erased)
+                        erased=erased, every_source=every_source,
+                        rerouter=Rerouter(enqueue, settings.topic_partitions))
     agent_state = SignalAgentState(stage, state_table, offsets, activity, metrics)
 
     # a step without new messages costs little: a quarter of a second lets held events out
@@ -346,7 +422,13 @@ def _signal_stage(app: faust.App, settings: Settings, rules: Rules, metrics: Met
         on arrival) must still get out. Only then (stepping whatever was held went with a
         restarted worker that stopped fetching in test_ingest's kill -9 test; see the issue-12
         note)."""
-        if state_table.stream is not None and (stage.held() or stage.settled):
-            tracker.finish(await (await agent_state.handle([], [])))
+        if state_table.stream is None:
+            return
+        if stage.held() or stage.settled:
+            applying = await agent_state.handle([], [])
+            assert applying is not None  # (no batch, nothing stale)
+            tracker.finish(await applying)
+        else:
+            await stage.heartbeat()  # the other workers learn of sources turning idle
 
     return agent_state

@@ -1,7 +1,7 @@
 """Every touch of faust-streaming's internals, in one place, for the pinned version (a test
 checks it): the batch consumer below, and the few private attributes the worker reads or sets
-(``committed_offsets``, ``last_poll``, ``set_current_event``, ``set_table_serializers``,
-``worker_class``).
+(``committed_offsets``, ``last_poll``, ``partition_count``, ``set_current_event``,
+``set_table_serializers``, ``worker_class``).
 
 The batch consumer hands agents a whole fetch at a time instead of one message at a time.
 
@@ -34,20 +34,26 @@ log = logging.getLogger(__name__)
 
 
 class FetchedBatch(list[Any]):
-    """One fetch's messages for an agent, with the consumer generation they were fetched in."""
+    """One fetch's messages for an agent, with the consumer generation they were fetched in
+    and how many rebalances had started then."""
 
-    def __init__(self, generation: int) -> None:
+    def __init__(self, generation: int, rebalances: int) -> None:
         super().__init__()
         self.generation = generation
+        self.rebalances = rebalances
 
 
 def is_stale(batch: Any, app: AppT) -> bool:
-    """A batch fetched before the group's latest rebalance (it waited in the agent's queue
-    meanwhile): its partitions were sought back to their committed offsets since, so its
-    messages are read again; handled now, they would be handled twice (and acknowledged
-    twice: Faust's commits then advance by one offset at a time)."""
-    generation = getattr(batch, "generation", None)
-    return generation is not None and generation != app.consumer_generation_id
+    """A batch fetched before the group's latest rebalance began (it waited in the agent's
+    queue, or for the signal stage, meanwhile): its partitions were revoked, and are sought
+    back to their committed offsets once assigned, so its messages are read again; handled
+    now, they would be handled twice (and acknowledged twice: Faust's commits then advance by
+    one offset at a time), after the stage forgot what it had read of those partitions. The
+    generation changes only when the rebalance ends; Faust counts rebalances as they start."""
+    if not isinstance(batch, FetchedBatch):
+        return False
+    return batch.generation != app.consumer_generation_id or \
+        batch.rebalances != app.rebalancing_count
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
@@ -62,14 +68,16 @@ class BatchConsumer(faust_aiokafka.Consumer):
             while not (consumer_stopped() or fetcher_stopped()):
                 records, active = await self._wait_next_records(1.0)
                 generation = self.app.consumer_generation_id
+                rebalances = self.app.rebalancing_count
                 if not records or self.should_stop:
                     await asyncio.sleep(0)
                     continue
                 if not self.flow_active:  # a rebalance is under way: read again after it
                     await self.perform_seek()
                     continue
-                await self.wait_first(self._deliver(records, active, generation),
-                                      self.suspend_flow.wait())
+                await self.wait_first(
+                    self._deliver(records, active, generation, rebalances),
+                    self.suspend_flow.wait())
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 return
@@ -80,7 +88,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
             raise
 
     async def _deliver(self, records: Mapping[TP, list[Any]], active: set[TP] | None,
-                       generation: int) -> None:
+                       generation: int, rebalances: int) -> None:
         app = self.app
         tp_index = app.topics._tp_index  # type: ignore[attr-defined]  # TP -> channels
         to_message = self._to_message
@@ -106,7 +114,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 continue
             app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             for channel in channels:
-                per_channel.setdefault(channel, FetchedBatch(generation)).extend(messages)
+                per_channel.setdefault(channel, FetchedBatch(generation, rebalances)
+                                       ).extend(messages)
         if self._commit_every is not None and self._n_acked >= self._commit_every:
             self._n_acked = 0
             await self.commit()
@@ -217,6 +226,17 @@ def last_poll(consumer: Any) -> Callable[[TP], int | None] | None:
     except (AttributeError, RuntimeError, NotReady):
         return None
     return polled
+
+
+def partition_count(consumer: Any, topic: str) -> int | None:
+    """How many partitions ``topic`` has, by the consumer's cluster metadata (None while not
+    known). Faust's ``topic_partitions`` reads the group coordinator's snapshot, which only the
+    group's leader fills."""
+    try:
+        found = consumer._thread._ensure_consumer().partitions_for_topic(topic)
+    except (AttributeError, RuntimeError, NotReady):
+        return None
+    return len(found) if found else None
 
 
 def set_current_event(stream: Any, event: Any) -> None:

@@ -49,8 +49,10 @@ class IngestPipeline:
     # radar_events_consumed counts what the workers read (the store decodes the same again)
     count_consumed: bool = True
 
-    def decode(self, messages: Sequence[RawMessage]) -> IngestBatch:
-        """Valid events and dead letters (each message decoded once, for rows and signals)."""
+    def decode(self, messages: Sequence[RawMessage], count_consumed: bool = True
+               ) -> IngestBatch:
+        """Valid events and dead letters (each message decoded once, for rows and signals).
+        ``count_consumed``: False for messages counted when first read (forwarded events)."""
         batch = ingest(
             messages,
             max_bytes=self.settings.max_message_bytes,
@@ -60,7 +62,7 @@ class IngestPipeline:
                                         now=self.clock(),
                                         max_future_seconds=self.settings.max_future_seconds),
         )
-        if self.count_consumed:
+        if self.count_consumed and count_consumed:
             for topic, n in Counter(m.topic for m in messages).items():
                 self.metrics.events_consumed.labels(topic).inc(n)
         if self.erased:

@@ -121,6 +121,12 @@ class Settings(BaseModel):
         return f"{self.app_id}.store"
 
     @property
+    def rerouted_topic(self) -> str:
+        """The workers' internal topic of misrouted events on their way to their account's
+        owner, and of progress marks (``processors.rerouting``)."""
+        return f"{self.app_id}-rerouted"
+
+    @property
     def topics(self) -> TopicNames:
         return TopicNames(self.topic_prefix)
 

@@ -17,28 +17,94 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from processors.erasure import Erased
 from processors.ingest import AcceptedEvent
+from processors.rerouting import ORIGIN_HEADER, PROGRESS_HEADER, Origin, Progress, encode_progress
 from processors.rules import Rules
 from processors.sequencer import (
     YIELD_EVERY,
     BatchResult,
+    EverySource,
+    Forward,
     Held,
     Sequencer,
     Sources,
     StateTable,
 )
 from processors.state import AccountState
+from processors.watermark import Source
 from sinks.rows import AccountView, account_state_json
 from streams.metrics import Metrics
 from streams.settings import Settings
 
-__all__ = ["YIELD_EVERY", "BatchResult", "Held", "SignalStage", "Sources", "StateTable"]
+__all__ = ["YIELD_EVERY", "BatchResult", "Held", "Rerouter", "SignalStage", "Sources",
+           "StateTable"]
 Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]  # (topic, key, value)
+# (key, value, partition, headers) of a message to the rerouted topic -> its delivery (awaited
+# once the message is queued: messages queued one after the other go out in that order)
+Enqueue = Callable[[bytes | None, bytes, int, list[tuple[str, bytes]]],
+                   Awaitable[Awaitable[Any]]]
+MARK_EVERY_S = 0.2  # progress marks of what changed go out at most this often
+HEARTBEAT_S = 10.0  # and marks of every source at least this often, changed or not
+
+
+class Rerouter:
+    """Writes a worker's forwards and progress marks to the rerouted topic
+    (``processors.rerouting``): the forwards first, then a mark on every partition. A mark
+    names the sources whose progress changed since the last one, at most every
+    ``MARK_EVERY_S``; every ``HEARTBEAT_S`` one names them all (an owner that starts again reads
+    marks only from its committed offset on, and waits for one of every source)."""
+
+    def __init__(self, enqueue: Enqueue, partitions: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.enqueue = enqueue
+        self.partitions = partitions
+        self.clock = clock
+        self.sent: Progress = {}
+        self.changed_at = self.whole_at = float("-inf")
+
+    def due(self, progress: Progress) -> Progress:
+        """What the next mark says now: nothing when none is due."""
+        now = self.clock()
+        if now - self.whole_at >= HEARTBEAT_S:
+            return progress
+        if now - self.changed_at < MARK_EVERY_S:
+            return {}
+        sent = self.sent
+        return {source: state for source, state in progress.items()
+                if sent.get(source) != state}
+
+    def rebalanced(self) -> None:
+        """Owners forget their marks with the partitions they lose; the next mark names every
+        source again, for the new owners."""
+        self.whole_at = float("-inf")
+
+    async def send(self, outbox: Sequence[Forward], progress: Progress) -> list[Awaitable[Any]]:
+        """Queue the forwards, then the mark if one is due, in this order; returns their
+        deliveries."""
+        deliveries = []
+        for forward in outbox:
+            raw = forward.item.source
+            stamp = int(raw.timestamp.timestamp() * 1000) if raw.timestamp else None
+            origin = Origin(raw.topic, raw.partition, raw.offset, forward.at, stamp)
+            deliveries.append(await self.enqueue(raw.key, raw.value or b"", forward.partition,
+                                                 [(ORIGIN_HEADER, origin.header())]))
+        mark = self.due(progress)
+        if mark:
+            body = encode_progress(mark)
+            for partition in range(self.partitions):
+                deliveries.append(await self.enqueue(None, body, partition,
+                                                     [(PROGRESS_HEADER, b"1")]))
+            now = self.clock()
+            self.changed_at = now
+            if mark is progress:
+                self.whole_at = now
+            self.sent = dict(progress)
+        return deliveries
 
 
 class MetricCounts:
@@ -71,9 +137,15 @@ class SignalStage(Sequencer):
         sources: Sources,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         erased: Erased | None = None,
+        every_source: EverySource | None = None,
+        rerouter: Rerouter | None = None,
     ) -> None:
+        """``every_source`` and ``rerouter``: one of several workers (misrouted events travel
+        through the rerouted topic); without them the stage reads every source itself."""
         super().__init__(rules, table, MetricCounts(metrics), sources,
-                         settings.topic_partitions, clock, erased)
+                         settings.topic_partitions, clock, erased,
+                         every_source if rerouter is not None else None)
+        self.rerouter = rerouter
         self.settings = settings
         self.metrics = metrics
         self.send = send
@@ -81,27 +153,63 @@ class SignalStage(Sequencer):
         # the latest batch's state saving: each batch saves its states after the one before
         self.saving: asyncio.Future[None] | None = None
 
-    async def step_yielding(self) -> tuple[BatchResult, dict[str, tuple[int, AccountState]]]:
+    async def step_yielding(self, sources: tuple[Collection[Source], Collection[Source]]
+                            | None = None
+                            ) -> tuple[BatchResult, dict[str, tuple[int, AccountState]]]:
         """``step``, letting the event loop run between slices of events: the writes of earlier
         batches, acknowledgements and fetches go on meanwhile instead of waiting for the whole
         batch (a batch is a few hundred milliseconds of engine work)."""
         result = BatchResult()
         dirty: dict[str, tuple[int, AccountState]] = {}
-        for _ in self._steps(result, dirty):
+        for _ in self._steps(result, dirty, sources):
             await asyncio.sleep(0)
         return result, dirty
 
-    async def handle(self, accepted: Sequence[tuple[AcceptedEvent, Any]]
-                     ) -> asyncio.Future[list[Any]]:
+    async def handle(self, accepted: Sequence[tuple[AcceptedEvent, Any]],
+                     forwarded: Sequence[tuple[AcceptedEvent, float, Any]] = (),
+                     marks: Sequence[tuple[int, Progress]] = (),
+                     stale: Callable[[], bool] | None = None
+                     ) -> asyncio.Future[list[Any]] | None:
         """Admit and apply now; emit and persist behind. Returns what resolves to the tokens
-        of the events applied once their signals and states are on Kafka."""
+        of the events applied (once their signals and states are on Kafka) and forwarded.
+        ``forwarded`` and ``marks``: read on the rerouted topic (with several workers).
+        ``stale``: whether the batch was fetched before a rebalance began, asked once the stage
+        is ours (a revocation may have made it forget the batch's partitions while it waited):
+        then nothing is admitted, and None is returned (the messages are read again)."""
         async with self.lock:
+            if stale is not None and stale():
+                return None
             self.admit(accepted)
-            result, dirty = await self.step_yielding()
+            self.admit_forwarded(forwarded)
+            for partition, progress in marks:
+                self.progress(partition, progress)
+            sources = self.sources()
+            forwarding = await self._forward(sources)
+            result, dirty = await self.step_yielding(sources)
             # the states go on changing with the next batch: what this one stores is copied now
-            return self._write_behind(result, dirty)
+            return self._write_behind(result, dirty, forwarding)
 
-    def _write_behind(self, result: BatchResult, dirty: dict[str, tuple[int, AccountState]]
+    async def _forward(self, sources: tuple[Collection[Source], Collection[Source]]
+                       ) -> tuple[list[Awaitable[Any]], list[Any]]:
+        """Forward the misrouted events admitted, then mark progress; returns the deliveries,
+        and the tokens to acknowledge once they are done."""
+        if self.rerouter is None:
+            return [], []
+        outbox, self.outbox = self.outbox, []
+        deliveries = await self.rerouter.send(outbox, self.local_progress(*sources))
+        return deliveries, [forward.token for forward in outbox]
+
+    async def heartbeat(self) -> None:
+        """Progress marks when due, without a batch (sources turning idle, or a while since
+        the last ones); returns when they are on Kafka."""
+        if self.rerouter is None:
+            return
+        async with self.lock:
+            deliveries, _ = await self._forward(self.sources())
+        await asyncio.gather(*deliveries)
+
+    def _write_behind(self, result: BatchResult, dirty: dict[str, tuple[int, AccountState]],
+                      forwarding: tuple[list[Awaitable[Any]], list[Any]] = ([], [])
                       ) -> asyncio.Future[list[Any]]:
         """Chain the batch's saving after the previous one's; returns its persisting."""
         # the states go on changing with the next batch: what this one stores is copied now
@@ -114,7 +222,8 @@ class SignalStage(Sequencer):
         self.dropped = []
         views = [AccountView.of(state, self.rules) for _, state in dirty.values()]
         self.saving = asyncio.ensure_future(self._save(self.saving, result, states))
-        return asyncio.ensure_future(self._persist(self.saving, result, views, time.time_ns()))
+        return asyncio.ensure_future(self._persist(self.saving, result, views, time.time_ns(),
+                                                   forwarding))
 
     async def erase(self) -> None:
         """Apply the erasures (``self.erased``, just grown) to every state held now, and
@@ -135,14 +244,17 @@ class SignalStage(Sequencer):
                 self.table.put(account_id, partition, value)
 
     async def _persist(self, saving: asyncio.Future[None], result: BatchResult,
-                       views: list[AccountView], version: int) -> list[Any]:
+                       views: list[AccountView], version: int,
+                       forwarding: tuple[list[Awaitable[Any]], list[Any]]) -> list[Any]:
+        deliveries, forwarded = forwarding
         await saving
         if views:  # versioned when applied: a store that reads them out of order ranks right
             topic = self.settings.topics.account_state
             await asyncio.gather(*[
                 self.send(topic, view.state.account_id.encode(),
                           account_state_json(view, version)) for view in views])
-        return result.released
+        await asyncio.gather(*deliveries)  # on the rerouted topic: their owner has them
+        return result.released + forwarded
 
     async def _emit(self, result: BatchResult) -> None:
         topics = self.settings.topics
@@ -182,4 +294,6 @@ class SignalStage(Sequencer):
         step (it pauses between slices of events)."""
         async with self.lock:
             self._forget(partitions)
+            if self.rerouter is not None:
+                self.rerouter.rebalanced()
 

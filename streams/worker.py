@@ -3,6 +3,7 @@ goes to Kafka, and ``radar store`` writes ClickHouse from there (SPEC section 11
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import gc
 import os
@@ -28,6 +29,38 @@ def load_rules(settings: Settings) -> Rules:
     except OSError as exc:
         raise RulesError(f"cannot read the rules file {settings.rules}: {exc.strerror}") from exc
     return parse_rules(text, source=str(settings.rules))
+
+
+def ensure_rerouted_topic(settings: Settings) -> None:
+    """The workers' rerouted topic (``processors.rerouting``), made before the first worker
+    subscribes to it, with the state table's partition count: its partition p carries what
+    partition p's owner is to apply. One with another count is refused."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    topic = settings.rerouted_topic
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","),
+                                 client_id="radar-rerouted", request_timeout_ms=10_000)
+    except KafkaError as exc:
+        raise SettingsError(f"cannot reach Kafka at {settings.kafka_bootstrap} to make "
+                            f"{topic}: {type(exc).__name__}") from exc
+    try:
+        if topic not in admin.list_topics():
+            brokers = len(admin.describe_cluster().get("brokers", [])) or 1
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
+                admin.create_topics([NewTopic(topic, settings.topic_partitions,
+                                              min(3, brokers))])
+            return
+        described = admin.describe_topics([topic])
+        partitions = len(described[0].get("partitions", [])) if described else 0
+        if partitions and partitions != settings.topic_partitions:
+            raise SettingsError(
+                f"{topic} has {partitions} partitions and RADAR_TOPIC_PARTITIONS is "
+                f"{settings.topic_partitions}: they must be equal (each partition carries "
+                "what one partition's owner applies)")
+    finally:
+        admin.close()
 
 
 SHUTDOWN_GRACE_S = 45.0
@@ -86,6 +119,7 @@ def run_worker(settings: Settings) -> None:
     # every erasure so far, before any event is applied (streams.erasure)
     erased = Erased()
     erasures_from = read_erasures(settings, erased)
+    ensure_rerouted_topic(settings)
     app = create_app(settings, metrics, rules, erased, erasures_from)
     gc.set_threshold(*GC_THRESHOLDS)
     gc.freeze()  # what start-up built lives as long as the worker: never scanned again

@@ -118,9 +118,24 @@ def test_a_batch_fetched_before_the_last_rebalance_is_not_handled() -> None:
 
     from streams.faust_internals import FetchedBatch, is_stale
 
-    app = cast(Any, SimpleNamespace(consumer_generation_id=3))
-    before, now = FetchedBatch(2), FetchedBatch(3)
+    app = cast(Any, SimpleNamespace(consumer_generation_id=3, rebalancing_count=5))
+    before, now = FetchedBatch(2, 4), FetchedBatch(3, 5)
     before.extend(["m1", "m2"])
     assert is_stale(before, app) and list(before) == ["m1", "m2"]
     assert not is_stale(now, app)
     assert not is_stale(["a plain list"], app)
+    # a rebalance has begun since the fetch (the generation changes only when it ends): the
+    # batch's partitions are revoked, and the signal stage has forgotten what it read of them
+    app.rebalancing_count = 6
+    assert is_stale(now, app)
+
+
+def test_a_stale_batch_is_discarded_without_holding_back_the_messages_after_it() -> None:
+    acked: list[list[int]] = []
+    tracker: AckTracker[list[int]] = AckTracker(lambda m: m[0], acked.append)
+    stale, fresh = [[0, 5], [0, 6], [1, 9]], [[0, 5], [0, 6]]  # read again: equal, not the same
+    tracker.received(stale)
+    tracker.received(fresh)
+    tracker.discard(stale)
+    assert tracker.finish(fresh) == 2 and acked == fresh
+    assert tracker.pending() == 0
