@@ -31,6 +31,7 @@ from streams.acks import AckTracker
 from streams.erasure import Eraser, follow_erasures
 from streams.faust_internals import (
     committed_offsets,
+    count_revocation,
     is_stale,
     last_poll,
     partition_count,
@@ -249,7 +250,7 @@ def create_app(settings: Settings, metrics: Metrics, rules: Rules,
         accepted = [(a, refused.pop(id(a.source))) for a in decoded.accepted]
         arrived = [(a, places[id(a.source)], refused.pop(id(a.source))) for a in again.accepted]
         try:
-            applying = await signals.handle(inputs, accepted, arrived, marks,
+            applying = await signals.handle(batch, accepted, arrived, marks,
                                             stale=lambda: is_stale(fetched, app))
         except BaseException:
             await rejecting
@@ -285,6 +286,7 @@ def create_app(settings: Settings, metrics: Metrics, rules: Rules,
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        count_revocation(app)  # every batch handed over before this one is stale now
         tracker.forget(revoked)
         if signals is not None:
             await signals.forget([tp for tp in revoked
@@ -343,24 +345,29 @@ class SignalAgentState:
         reading (if they come back, it starts again from the committed offset: a source known
         idle before would let its events in behind the watermark)."""
         sources = [(tp.topic, tp.partition) for tp in revoked]  # (the rerouted topic's too)
-        for source in sources:
-            self.offsets.pop(source, None)
-        self.activity.forget(sources)
-        await self.stage.forget({tp.partition for tp in revoked})
+
+        def forget_reading() -> None:  # under the stage's lock: no batch is being taken
+            for source in sources:
+                self.offsets.pop(source, None)
+            self.activity.forget(sources)
+
+        await self.stage.forget({tp.partition for tp in revoked}, forget_reading)
 
     async def handle(self, messages: list[Any], accepted: list[tuple[Any, Any]],
                      forwarded: list[tuple[Any, float, Any]] | None = None,
                      marks: list[tuple[int, Progress]] | None = None,
                      stale: Callable[[], bool] | None = None
                      ) -> asyncio.Future[list[Any]] | None:
-        """Applies the batch (``messages`` of the inputs; ``forwarded`` events and progress
+        """Applies the batch (``messages``: all of it; ``forwarded`` events and progress
         ``marks`` read on the rerouted topic); returns what resolves to the messages whose
         events are applied and sent (signals and state), or forwarded."""
-        applying = await self.stage.handle(accepted, forwarded or (), marks or (), stale)
+        def taken() -> None:  # under the stage's lock: no revocation is being handled
+            for m in messages:
+                self.offsets[(m.topic, m.partition)] = m.offset
+
+        applying = await self.stage.handle(accepted, forwarded or (), marks or (), stale, taken)
         if applying is None:
             return None
-        for m in messages:
-            self.offsets[(m.topic, m.partition)] = m.offset
         self.metrics.held_events.set(self.stage.held())
         return applying
 

@@ -35,25 +35,36 @@ log = logging.getLogger(__name__)
 
 class FetchedBatch(list[Any]):
     """One fetch's messages for an agent, with the consumer generation they were fetched in
-    and how many rebalances had started then."""
+    and the revocations counted when they were handed to it."""
 
-    def __init__(self, generation: int, rebalances: int) -> None:
+    def __init__(self, generation: int) -> None:
         super().__init__()
         self.generation = generation
-        self.rebalances = rebalances
+        self.revocations = 0
 
 
 def is_stale(batch: Any, app: AppT) -> bool:
-    """A batch fetched before the group's latest rebalance began (it waited in the agent's
-    queue, or for the signal stage, meanwhile): its partitions were revoked, and are sought
-    back to their committed offsets once assigned, so its messages are read again; handled
-    now, they would be handled twice (and acknowledged twice: Faust's commits then advance by
-    one offset at a time), after the stage forgot what it had read of those partitions. The
-    generation changes only when the rebalance ends; Faust counts rebalances as they start."""
+    """A batch handed to the agent before the group's latest revocation (it waited in the
+    agent's queue, or for the signal stage, meanwhile): its partitions were sought back to
+    their committed offsets since, so its messages are read again; handled now, they would be
+    handled twice (and acknowledged twice: Faust's commits then advance by one offset at a
+    time), after the stage forgot what it had read of those partitions. The generation changes
+    only when a rebalance ends; ``count_revocation`` counts them as they begin (Faust stops the
+    flow of batches before it, so none is handed over in between)."""
     if not isinstance(batch, FetchedBatch):
         return False
     return batch.generation != app.consumer_generation_id or \
-        batch.rebalances != app.rebalancing_count
+        batch.revocations != _revocations(app)
+
+
+def _revocations(app: AppT) -> int:
+    count: int = getattr(app, "_radar_revocations", 0)
+    return count
+
+
+def count_revocation(app: AppT) -> None:
+    """Called first thing on every revocation (before the stage forgets the partitions)."""
+    app._radar_revocations = _revocations(app) + 1  # type: ignore[attr-defined]
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
@@ -68,16 +79,14 @@ class BatchConsumer(faust_aiokafka.Consumer):
             while not (consumer_stopped() or fetcher_stopped()):
                 records, active = await self._wait_next_records(1.0)
                 generation = self.app.consumer_generation_id
-                rebalances = self.app.rebalancing_count
                 if not records or self.should_stop:
                     await asyncio.sleep(0)
                     continue
                 if not self.flow_active:  # a rebalance is under way: read again after it
                     await self.perform_seek()
                     continue
-                await self.wait_first(
-                    self._deliver(records, active, generation, rebalances),
-                    self.suspend_flow.wait())
+                await self.wait_first(self._deliver(records, active, generation),
+                                      self.suspend_flow.wait())
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 return
@@ -88,7 +97,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
             raise
 
     async def _deliver(self, records: Mapping[TP, list[Any]], active: set[TP] | None,
-                       generation: int, rebalances: int) -> None:
+                       generation: int) -> None:
         app = self.app
         tp_index = app.topics._tp_index  # type: ignore[attr-defined]  # TP -> channels
         to_message = self._to_message
@@ -114,15 +123,16 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 continue
             app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             for channel in channels:
-                per_channel.setdefault(channel, FetchedBatch(generation, rebalances)
-                                       ).extend(messages)
+                per_channel.setdefault(channel, FetchedBatch(generation)).extend(messages)
         if self._commit_every is not None and self._n_acked >= self._commit_every:
             self._n_acked = 0
             await self.commit()
         await app.flow_control.acquire()  # held while a rebalance is under way
         if not self.flow_active or app.consumer_generation_id != generation:
             return  # fetched before it: read again from the committed offsets
+        revocations = _revocations(app)  # the flow is on: no revocation has begun since
         for channel, messages in per_channel.items():
+            messages.revocations = revocations
             first = messages[0]
             # backpressure: a full channel queue holds the fetch loop here
             await channel.queue.put(app.create_event(first.key, messages, {}, first))

@@ -168,17 +168,21 @@ class SignalStage(Sequencer):
     async def handle(self, accepted: Sequence[tuple[AcceptedEvent, Any]],
                      forwarded: Sequence[tuple[AcceptedEvent, float, Any]] = (),
                      marks: Sequence[tuple[int, Progress]] = (),
-                     stale: Callable[[], bool] | None = None
+                     stale: Callable[[], bool] | None = None,
+                     taken: Callable[[], None] | None = None
                      ) -> asyncio.Future[list[Any]] | None:
         """Admit and apply now; emit and persist behind. Returns what resolves to the tokens
         of the events applied (once their signals and states are on Kafka) and forwarded.
         ``forwarded`` and ``marks``: read on the rerouted topic (with several workers).
         ``stale``: whether the batch was fetched before a rebalance began, asked once the stage
         is ours (a revocation may have made it forget the batch's partitions while it waited):
-        then nothing is admitted, and None is returned (the messages are read again)."""
+        then nothing is admitted, and None is returned (the messages are read again).
+        ``taken``: what the caller records of a batch admitted, under the lock."""
         async with self.lock:
             if stale is not None and stale():
                 return None
+            if taken is not None:
+                taken()
             self.admit(accepted)
             self.admit_forwarded(forwarded)
             for partition, progress in marks:
@@ -288,11 +292,15 @@ class SignalStage(Sequencer):
         if produced_at is not None:  # from the trigger's produce time to the alert on Kafka
             self.metrics.alert_latency.observe(max(0.0, time.time() - produced_at))
 
-    async def forget(self, partitions: set[int]) -> None:
+    async def forget(self, partitions: set[int], also: Callable[[], None] | None = None
+                     ) -> None:
         """Partitions a rebalance took away: what they held is read again by their new owner,
         and their accounts' state lives on in the table's changelog. Not in the middle of a
-        step (it pauses between slices of events)."""
+        step (it pauses between slices of events). ``also``: what the caller forgets with them,
+        under the same lock as the batches (``handle``'s ``taken``)."""
         async with self.lock:
+            if also is not None:
+                also()
             self._forget(partitions)
             if self.rerouter is not None:
                 self.rerouter.rebalanced()

@@ -116,18 +116,21 @@ def test_a_batch_fetched_before_the_last_rebalance_is_not_handled() -> None:
     from types import SimpleNamespace
     from typing import Any, cast
 
-    from streams.faust_internals import FetchedBatch, is_stale
+    from streams.faust_internals import FetchedBatch, count_revocation, is_stale
 
-    app = cast(Any, SimpleNamespace(consumer_generation_id=3, rebalancing_count=5))
-    before, now = FetchedBatch(2, 4), FetchedBatch(3, 5)
+    app = cast(Any, SimpleNamespace(consumer_generation_id=3))
+    before, now = FetchedBatch(2), FetchedBatch(3)
     before.extend(["m1", "m2"])
     assert is_stale(before, app) and list(before) == ["m1", "m2"]
     assert not is_stale(now, app)
     assert not is_stale(["a plain list"], app)
-    # a rebalance has begun since the fetch (the generation changes only when it ends): the
-    # batch's partitions are revoked, and the signal stage has forgotten what it read of them
-    app.rebalancing_count = 6
+    # a revocation since it was handed over (the generation changes only when the rebalance
+    # ends): the signal stage has forgotten what it read of the batch's partitions
+    count_revocation(app)
     assert is_stale(now, app)
+    later = FetchedBatch(3)
+    later.revocations = 1
+    assert not is_stale(later, app)
 
 
 def test_a_stale_batch_is_discarded_without_holding_back_the_messages_after_it() -> None:
