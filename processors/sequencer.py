@@ -477,8 +477,13 @@ class Sequencer:
             self.swept_day.pop(p, None)
             self.parked.pop(p, None)
             self.loaded_partitions.discard(p)
-            for account_id in self.members.pop(p, set()):
-                self.cache.pop(account_id, None)
+            self.members.pop(p, None)
+        # every state of their accounts held here: also those loaded before the partition's
+        # members were (a lateness judgement on arrival loads one), which would otherwise be
+        # taken, stale, if the partition came back here later
+        owner = self.owner
+        for account_id in [a for a in self.cache if owner(a) in partitions]:
+            del self.cache[account_id]
         if self.every_source is not None:
             # every event held here came on the partition it is held for, directly or forwarded
             # through the rerouted topic's partition of that number: nothing else to drop

@@ -229,3 +229,26 @@ def test_time_moves_on_with_the_slowest_worker() -> None:
     w.stage.progress(0, {(REPLIES, 1): (T0.timestamp() + 4 * 86400, False)})
     w.step()
     assert w.stage.held() == 0
+
+
+def test_a_partition_taken_away_leaves_no_state_of_its_accounts_behind() -> None:
+    """A state loaded before its partition's accounts were (a lateness judgement on arrival
+    loads one while the watermark is not known yet) is forgotten with the partition: taken
+    back later, the partition's accounts are read from the table, as its last owner left them."""
+    w = Worker()
+    table = w.stage.table
+    assert isinstance(table, MemoryStateTable)
+    w.stage.admit([(w.item("outreach_reply", T0 + timedelta(days=30), "r1", HOME, 0), "r1")])
+    w.step()  # held: partition 1's sources are not marked yet, so nothing is loaded
+    old = w.stage.cache.setdefault(HOME, w.stage._state(HOME) or _a_state(HOME))
+    table.put(HOME, 0, {"p": 0, "s": {**old.to_dict(), "late_ignored": 7}})  # another owner
+    w.stage._forget({0})
+    state = w.stage._state(HOME)
+    assert state is not None and state.late_ignored == 7
+
+
+def _a_state(account_id: str) -> Any:
+    from processors.engine import apply_event
+    state, _ = apply_event(None, event("outreach_reply", T0, "r0", account=account_id),
+                           DEFAULT_RULES, T0, T0.timestamp())
+    return state
