@@ -48,7 +48,7 @@ Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]  # (topic, key, valu
 # once the message is queued: messages queued one after the other go out in that order)
 Enqueue = Callable[[bytes | None, bytes, int, list[tuple[str, bytes]]],
                    Awaitable[Awaitable[Any]]]
-MARK_EVERY_S = 0.2  # progress marks of what changed go out at most this often
+MARK_EVERY_S = 0.05  # progress marks of what changed go out at most this often
 HEARTBEAT_S = 10.0  # and marks of every source at least this often, changed or not
 
 

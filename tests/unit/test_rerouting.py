@@ -252,3 +252,52 @@ def _a_state(account_id: str) -> Any:
     state, _ = apply_event(None, event("outreach_reply", T0, "r0", account=account_id),
                            DEFAULT_RULES, T0, T0.timestamp())
     return state
+
+
+def test_the_rerouter_writes_forwards_then_marks_of_what_changed_and_all_of_them_at_times() -> None:
+    import asyncio
+
+    from processors.sequencer import Forward
+    from streams.signal_stage import HEARTBEAT_S, MARK_EVERY_S, Rerouter
+
+    sent: list[tuple[int, str, Any]] = []
+    now = [100.0]
+
+    async def enqueue(key: bytes | None, value: bytes, partition: int,
+                      headers: list[tuple[str, bytes]]) -> Any:
+        name = headers[0][0]
+        sent.append((partition, name, read_rerouted(headers, value)))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async def run() -> None:
+        rerouter = Rerouter(enqueue, partitions=3, clock=lambda: now[0])
+        raw = RawMessage(REPLIES, 0, 41, b"k", b"{}")
+        reply = AcceptedEvent(event("outreach_reply", T0, "r", account=AWAY), raw)
+        a, b = (REPLIES, 0), (CONTENT, 0)
+        await rerouter.send([Forward(1, reply, 5.0, "t")], {a: (5.0, False), b: (None, False)})
+        assert [(p, name) for p, name, _ in sent] == [(1, ORIGIN_HEADER)] + [
+            (p, PROGRESS_HEADER) for p in range(3)]  # the forward first, then a mark on each
+        assert sent[0][2] == Origin(REPLIES, 0, 41, 5.0, None)
+        assert sent[1][2] == {a: (5.0, False), b: (None, False)}  # the first names them all
+        sent.clear()
+        now[0] += MARK_EVERY_S / 2
+        await rerouter.send([], {a: (6.0, False), b: (None, False)})
+        assert sent == []  # too soon after the last
+        now[0] += MARK_EVERY_S
+        await rerouter.send([], {a: (6.0, False), b: (None, False)})
+        assert [m for _, _, m in sent] == [{a: (6.0, False)}] * 3  # only what changed
+        sent.clear()
+        await rerouter.send([], {a: (6.0, False), b: (None, False)})
+        assert sent == []  # nothing changed
+        now[0] += HEARTBEAT_S
+        await rerouter.send([], {a: (6.0, False), b: (None, False)})
+        assert [m for _, _, m in sent] == [{a: (6.0, False), b: (None, False)}] * 3
+        sent.clear()
+        now[0] += MARK_EVERY_S
+        rerouter.rebalanced()
+        await rerouter.send([], {a: (6.0, False), b: (None, False)})
+        assert len(sent) == 3 and sent[0][2] == {a: (6.0, False), b: (None, False)}
+
+    asyncio.run(run())
