@@ -72,6 +72,12 @@ class BatchConsumer(faust_aiokafka.Consumer):
     #: recovery one event at a time) goes the stock way, message by message
     batch_topics: frozenset[str] = frozenset()
 
+    @property
+    def _handed(self) -> dict[TP, tuple[int, int]]:
+        """Per partition: the generation, and the highest offset handed to the agents in it."""
+        handed: dict[TP, tuple[int, int]] = self.__dict__.setdefault("_radar_handed", {})
+        return handed
+
     async def _drain_messages(self, fetcher: Any) -> None:  # the Fetcher service's loop
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
@@ -109,7 +115,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 # paused since the fetch (a table's recovery): read these again once resumed
                 await self._rewind(tp, recs[0].offset, "its partition was paused", logging.INFO)
                 continue
-            messages = await self._new_messages(tp, [to_message(tp, r) for r in recs])
+            messages = await self._new_messages(tp, [to_message(tp, r) for r in recs],
+                                                generation)
             if not messages:
                 continue
             if tp.topic not in self.batch_topics:
@@ -180,20 +187,30 @@ class BatchConsumer(faust_aiokafka.Consumer):
             await self._thread.seek_to_beginning(*never)
         return committed
 
-    async def _new_messages(self, tp: TP, messages: list[Any]) -> list[Any]:
+    async def _new_messages(self, tp: TP, messages: list[Any], generation: int) -> list[Any]:
         """Drop offsets already read; register gaps (compaction, transaction markers) so
-        commits can pass them; advance the read offset."""
+        commits can pass them; advance the read offset.
+
+        No gap is registered over offsets handed to the agents already in this generation: a
+        seek back (``perform_seek`` sets the read offset to the committed one) followed by a
+        fetch that starts further on made those look skipped, and Faust, counting them both
+        acknowledged and a gap, then committed one offset per second."""
         read = self._read_offset[tp]
         acks_enabled = self.app.topics.acks_enabled_for(tp.topic)
+        handed = self._handed.get(tp)
+        floor = handed[1] if handed is not None and handed[0] == generation else -1
         fresh = []
         for m in messages:
             if read is None or m.offset >= read:
                 if read and m.offset - read > 1 and acks_enabled:
-                    await self._add_gap(tp, read + 1, m.offset)
+                    start = max(read + 1, floor + 1)
+                    if start < m.offset:
+                        await self._add_gap(tp, start, m.offset)
                 read = m.offset
                 fresh.append(m)
         if fresh:
             self._read_offset[tp] = read
+            self._handed[tp] = (generation, max(floor, fresh[-1].offset))
         if len(fresh) < len(messages):  # read before: only after a seek back, and said
             log.warning("%s: %d message(s) at offsets %d..%d dropped as read already (read "
                         "offset %s)", tp, len(messages) - len(fresh), messages[0].offset,

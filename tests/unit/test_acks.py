@@ -142,3 +142,41 @@ def test_a_stale_batch_is_discarded_without_holding_back_the_messages_after_it()
     tracker.discard(stale)
     assert tracker.finish(fresh) == 2 and acked == fresh
     assert tracker.pending() == 0
+
+
+def test_no_gap_is_registered_over_offsets_handed_over_already() -> None:
+    """After a seek back to the committed offset, a fetch that starts beyond it must not make
+    Faust count offsets handed over (and acknowledged) a gap as well: it would commit one
+    offset at a time. A real gap (compaction) past them still is one."""
+    import asyncio
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from faust.types import TP
+
+    from streams.faust_internals import BatchConsumer
+
+    consumer = cast(Any, object.__new__(BatchConsumer))
+    gaps: list[tuple[int, int]] = []
+
+    async def add_gap(tp: TP, start: int, end: int) -> None:
+        gaps.append((start, end))
+
+    consumer._add_gap = add_gap
+    consumer.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: True))
+    tp = TP("t", 0)
+    consumer._read_offset = {tp: None}
+
+    def messages(*offsets: int) -> list[Any]:
+        return [SimpleNamespace(offset=o) for o in offsets]
+
+    async def run() -> None:
+        assert len(await consumer._new_messages(tp, messages(0, 1, 2, 3, 4), 7)) == 5
+        consumer._read_offset[tp] = 1  # a seek back to the committed offset
+        assert len(await consumer._new_messages(tp, messages(4, 5, 9), 7)) == 3
+        assert gaps == [(6, 9)]  # not 2..3: handed over already; 6..8 are a gap
+        consumer._read_offset[tp] = None  # a new generation: nothing handed over in it yet
+        await consumer._new_messages(tp, messages(3, 6), 8)
+        assert gaps == [(6, 9), (4, 6)]
+
+    asyncio.run(run())
