@@ -47,8 +47,9 @@ def test_kafka_up_says_what_to_install_when_maven_is_missing(tmp_path: Path) -> 
     java = shutil.which("java")
     assert java is not None
     (only_java / "java").symlink_to(java)
-    env = {"RADAR_KAFKA_PORT": str(free_port()), "PATH": str(only_java),
-           "RADAR_LOCAL_DIR": str(tmp_path / "local")}  # no cached jars here
+    # both ports free (the controller's would be the broker's + 1, which may be taken)
+    env = {"RADAR_KAFKA_PORT": str(free_port()), "RADAR_KAFKA_CONTROLLER_PORT": str(free_port()),
+           "PATH": str(only_java), "RADAR_LOCAL_DIR": str(tmp_path / "local")}  # no cached jars
     result = radar("kafka", "up", env=env)
     assert result.returncode == 2
     assert "`mvn` was not found on PATH" in result.stderr
