@@ -20,7 +20,6 @@ the records too, so the events it decodes after one are dropped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from processors.erasure import SUBJECT_KINDS, Erased, SubjectKind, subject_hash
 from sinks.clickhouse import init_schema, open_client
 from sinks.erasure import erase as erase_in_clickhouse
+from streams.kafka_admin import create_if_missing, open_admin
 from streams.metrics import Metrics
 from streams.settings import Settings
 
@@ -71,22 +71,14 @@ def ensure_erasures_topic(settings: Settings) -> None:
     is missing it is created so, before anything reads it, since a broker that creates topics
     on first use would make one that deletes records after its retention, and a worker started
     after that would no longer know the erasure. One that deletes is reported loudly."""
-    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
-    from kafka.errors import KafkaError, TopicAlreadyExistsError
+    from kafka.admin import ConfigResource, ConfigResourceType
+    from kafka.errors import KafkaError
 
     topic = settings.topics.erasures
+    admin = open_admin(settings, "radar-erasures", ErasureError, f"check {topic}")
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","),
-                                 client_id="radar-erasures", request_timeout_ms=10_000)
-    except KafkaError as exc:
-        raise ErasureError(f"cannot reach Kafka at {settings.kafka_bootstrap} to check "
-                           f"{topic}: {type(exc).__name__}") from exc
-    try:
-        if topic not in admin.list_topics():
-            brokers = len(admin.describe_cluster().get("brokers", [])) or 1
-            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
-                admin.create_topics([NewTopic(topic, settings.topic_partitions, min(3, brokers),
-                                              topic_configs={"cleanup.policy": "compact"})])
+        if create_if_missing(admin, topic, settings.topic_partitions,
+                             {"cleanup.policy": "compact"}):
             log.warning("created %s (compacted): it keeps every erasure for ever", topic)
             return
         described = admin.describe_configs(

@@ -3,7 +3,6 @@ goes to Kafka, and ``radar store`` writes ClickHouse from there (SPEC section 11
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import gc
 import os
@@ -16,6 +15,7 @@ from processors.erasure import Erased
 from processors.rules import DEFAULT_RULES, Rules, RulesError, parse_rules
 from streams.app import create_app
 from streams.erasure import read_erasures
+from streams.kafka_admin import create_if_missing, open_admin
 from streams.metrics import Metrics
 from streams.settings import Settings, SettingsError
 
@@ -35,22 +35,10 @@ def ensure_rerouted_topic(settings: Settings) -> None:
     """The workers' rerouted topic (``processors.rerouting``), made before the first worker
     subscribes to it, with the state table's partition count: its partition p carries what
     partition p's owner is to apply. One with another count is refused."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import KafkaError, TopicAlreadyExistsError
-
     topic = settings.rerouted_topic
+    admin = open_admin(settings, "radar-rerouted", SettingsError, f"make {topic}")
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","),
-                                 client_id="radar-rerouted", request_timeout_ms=10_000)
-    except KafkaError as exc:
-        raise SettingsError(f"cannot reach Kafka at {settings.kafka_bootstrap} to make "
-                            f"{topic}: {type(exc).__name__}") from exc
-    try:
-        if topic not in admin.list_topics():
-            brokers = len(admin.describe_cluster().get("brokers", [])) or 1
-            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
-                admin.create_topics([NewTopic(topic, settings.topic_partitions,
-                                              min(3, brokers))])
+        if create_if_missing(admin, topic, settings.topic_partitions):
             return
         described = admin.describe_topics([topic])
         partitions = len(described[0].get("partitions", [])) if described else 0
