@@ -230,12 +230,11 @@ def create_app(settings: Settings, metrics: Metrics, rules: Rules,
                 else:
                     marks.append((m.partition, read))
                 done.append(m)
-        tracker.finish(done)  # marks take effect below: nothing to wait for
         raws = [_raw(m) for m in inputs]
         decoded = pipeline.decode(raws)
         if signals is None:
             await pipeline.dead_letter(decoded)
-            tracker.finish(batch)
+            tracker.finish(batch)  # (the rerouted topic's too: nothing reads them)
             return
         # forwarded events were counted where they were read first
         again = pipeline.decode([raw for _, _, raw in forwarded], count_consumed=False)
@@ -261,6 +260,10 @@ def create_app(settings: Settings, metrics: Metrics, rules: Rules,
             log.info("dropped a batch of %d message(s) fetched before a rebalance began: read "
                      "again from the committed offsets", len(batch))
             return
+        # the marks took effect (and what is neither was skipped): nothing to wait for. Not
+        # before the batch is known not stale: Faust commits the first run of acknowledged
+        # offsets of a partition, wherever it starts
+        tracker.finish(done)
         in_flight.append(asyncio.ensure_future(
             finish_when_sent(rejecting, applying, list(refused.values()))))
 
