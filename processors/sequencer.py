@@ -490,7 +490,6 @@ class Sequencer:
             for p in partitions:
                 self.marks.pop(p, None)
             self.event_clock.forget(partitions)
-            owner = self.owner
             self.received = {k: t for k, t in self.received.items()
                              if owner(k[0]) not in partitions}
             return

@@ -72,8 +72,8 @@ SEVERAL_WORKERS_TIMEOUT_S = 45.0
 
 # A stall still open (README, "Several workers"): now and then, partitions that the consumer
 # rewound around a table's recovery are never fetched again (aiokafka returns no records for
-# them), and no watermark can pass their sources. Seen in about one no-keys3 run in five; the
-# other several-worker runs have not shown it since the fixes of this work.
+# them), and no watermark can pass their sources. Seen in 1 of 4 no-keys3 runs with the group
+# settled first; the other several-worker runs have not shown it since the fixes of this work.
 KNOWN_STALL = {"no-keys3": "known stall: partitions rewound around a table's recovery are "
                            "never fetched again"}
 
