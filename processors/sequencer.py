@@ -33,7 +33,7 @@ from processors.rerouting import Progress
 from processors.rules import Rules
 from processors.state import DAY, AccountState, day_of
 from processors.sweep import sweep
-from processors.watermark import EventClock, ReorderBuffer, Source
+from processors.watermark import EventClock, ReorderBuffer, Source, slowest
 from schemas.events import InputEvent
 from schemas.signals import Signal, TierChange
 
@@ -292,12 +292,11 @@ class Sequencer:
         else:
             # the sources that may still deliver hold it back; one caught up for the idle time
             # does not (streams.app.input_sources)
-            watermark = self.event_clock.watermark(holding)
+            # (and at the watermark itself, a source still there may bring another event of
+            # that time)
+            watermark, until = self.event_clock.slowest(holding)
             if watermark is None:
                 return
-            # at the watermark itself, a source still there may bring another event of that
-            # time
-            until = self.event_clock.first_at(holding, watermark)
         # every partition read here is advanced to the watermark, with events or without: the
         # day judgements are then a function of the events, not of where batches ended
         partitions = {p for _, p in assigned} | set(self.members) | \
@@ -361,7 +360,7 @@ class Sequencer:
                              holding: Collection[Source], every: Collection[Source]
                              ) -> tuple[float | None, Source | None]:
         """The partition's watermark with several workers, and the first source still at it
-        (as ``EventClock.watermark`` and ``first_at``), over every source of the inputs: the
+        (``slowest``), over every source of the inputs: the
         partition's own sources read here by the event clock, every other by its latest
         progress mark on the partition (a forwarded event comes before the marks that count
         it). None while a source is not known: nothing marked yet, or nothing delivered by one
@@ -369,28 +368,16 @@ class Sequencer:
         if not every:
             return None, None
         high, marks = self.event_clock.high, self.marks.get(partition, {})
-        slowest: float | None = None
-        first: Source | None = None
-        latest: float | None = None  # when every source is idle: the latest time of any
-        for source in every:
-            if source[1] == partition and source in assigned:
-                t, idle = high.get(source), source not in holding
-            else:
-                mark = marks.get(source)
-                if mark is None:
-                    return None, None
-                t, idle = mark
-            if not idle:
-                if t is None:
-                    return None, None
-                if slowest is None or t < slowest or t == slowest and first is not None \
-                        and source < first:
-                    slowest, first = t, source
-            elif t is not None and (latest is None or t > latest):
-                latest = t
-        if slowest is not None:
-            return slowest, first
-        return latest, None
+        unknown = (None, False)  # nothing marked yet: it may hold anything
+
+        def states() -> Iterator[tuple[Source, float | None, bool]]:
+            for source in every:
+                if source[1] == partition and source in assigned:
+                    yield source, high.get(source), source not in holding
+                else:
+                    yield (source, *marks.get(source, unknown))
+
+        return slowest(states())
 
     def _release(self, partition: int, watermark: float, detected_at: datetime,
                  result: BatchResult, dirty: dict[str, tuple[int, AccountState]]) -> None:

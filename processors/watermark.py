@@ -21,7 +21,7 @@ one that goes before it, so every run sees the same sequence and fires the same 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -29,6 +29,30 @@ T = TypeVar("T")
 
 
 Source = tuple[str, int]  # an input topic's partition: one log, in the order it was written
+
+
+def slowest(sources: Iterable[tuple[Source, float | None, bool]]
+            ) -> tuple[float | None, Source | None]:
+    """The watermark over ``(source, latest event time or None, idle)``: the latest time of the
+    slowest source that may still deliver (None while one of them has delivered nothing: it
+    may hold older events), or of any source when every one is idle; and the first source that
+    may still deliver still at the watermark itself (None when every one is idle): it, and any
+    source after it, may still bring an event of exactly that time."""
+    watermark: float | None = None
+    first: Source | None = None
+    latest: float | None = None
+    for source, t, idle in sources:
+        if not idle:
+            if t is None:
+                return None, None
+            if watermark is None or t < watermark or t == watermark and first is not None \
+                    and source < first:
+                watermark, first = t, source
+        elif t is not None and (latest is None or t > latest):
+            latest = t
+    if watermark is not None:
+        return watermark, first
+    return latest, None
 
 
 @dataclass
@@ -56,23 +80,14 @@ class EventClock:
 
         None while one of them has not delivered anything yet (it may hold older events).
         """
-        high = self.high
-        waiting: list[float] = []
-        for source in pending:
-            t = high.get(source)
-            if t is None:
-                return None
-            waiting.append(t)
-        if waiting:
-            return min(waiting)
-        return max(high.values()) if high else None
+        return self.slowest(pending)[0]
 
-    def first_at(self, pending: Collection[Source], watermark: float) -> Source | None:
-        """The first of the pending sources whose latest event time is the watermark itself
-        (None when nothing is pending): it, and any source after it, may still bring an event
-        of exactly that time."""
+    def slowest(self, pending: Collection[Source]) -> tuple[float | None, Source | None]:
+        """The watermark, and the first of the pending sources still at it (``slowest``)."""
         high = self.high
-        return min((s for s in pending if high.get(s) == watermark), default=None)
+        waiting = set(pending)
+        return slowest([(s, high.get(s), False) for s in waiting] +
+                       [(s, t, True) for s, t in high.items() if s not in waiting])
 
     def forget(self, partitions: Collection[int]) -> None:
         """Sources of partitions a rebalance took away: their new owner judges them."""
@@ -137,7 +152,7 @@ class ReorderBuffer(Generic[T]):
 
     def release(self, watermark: float, until: Source | None = None) -> list[T]:
         """The items before the watermark, and those at it from sources up to ``until``
-        (``EventClock.first_at``; every source when None): what any source may still bring
+        (``EventClock.slowest``; every source when None): what any source may still bring
         goes after them."""
         out: list[T] = []
         heap = self._heap

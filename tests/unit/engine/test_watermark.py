@@ -129,9 +129,9 @@ def test_at_the_watermark_only_what_no_source_still_there_can_precede_is_release
     clock.observe(("c", 0), 30.0)
     pending = [A, B, ("c", 0)]
     assert clock.watermark(pending) == 10.0
-    assert clock.first_at(pending, 10.0) == A
-    assert clock.first_at([B, ("c", 0)], 10.0) == B
-    assert clock.first_at([], 10.0) is None
+    assert clock.slowest(pending) == (10.0, A)
+    assert clock.slowest([B, ("c", 0)]) == (10.0, B)
+    assert clock.slowest([]) == (30.0, None)  # every source idle: the latest, none to wait for
 
     buffer: ReorderBuffer[str] = ReorderBuffer()
     buffer.push(10.0, B, 0, "b")
