@@ -86,9 +86,17 @@ def main() -> None:
     parser.add_argument("--load-rate", type=float, default=5000.0,
                         help="events/s of --load (5000)")
     args = parser.parse_args()
-    n = args.alerts
     base = load_settings()
-    kafka_local.ensure_running(base)
+    started = kafka_local.ensure_running(base)
+    try:
+        measure(args, base)
+    finally:
+        if started:  # stop what this started (a broker that was running stays)
+            kafka_local.down(base, say=lambda _: None)
+
+
+def measure(args: argparse.Namespace, base: Settings) -> None:
+    n = args.alerts
     tag = uuid.uuid4().hex[:6]
     tmp = Path(tempfile.mkdtemp(prefix="radar-latency-"))
     env = {"RADAR_KAFKA_BOOTSTRAP": base.kafka_bootstrap, "RADAR_KAFKA_PORT": str(base.kafka_port),
