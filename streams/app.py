@@ -35,6 +35,7 @@ from streams.faust_internals import (
     is_stale,
     last_poll,
     partition_count,
+    partition_report,
     set_current_event,
     set_table_serializers,
     use_batch_consumer,
@@ -43,11 +44,14 @@ from streams.metrics import Metrics
 from streams.pipeline import IngestPipeline, headers_list
 from streams.settings import Settings
 from streams.signal_stage import Rerouter, SignalStage
+from streams.stall import StallWatch
 from streams.state_codec import STATE_CODEC
 from streams.web import add_metrics_view
 
 log = logging.getLogger(__name__)
 LAG_INTERVAL_S = 5.0
+# a partition with lag whose committed offset stays put this long past the idle time is reported
+STALL_AFTER_S = 30.0
 IDLE_STEP_S = 0.25  # how often the signal stage steps when no messages come
 # batches applied whose sends are still in flight: the engine runs ahead of Kafka's acks by this
 # many batches at most
@@ -296,14 +300,19 @@ def create_app(settings: Settings, metrics: Metrics, rules: Rules,
                                   if tp.topic in topics.inputs or tp.topic == rerouted])
 
     watched = {*topics.inputs, rerouted}
+    stalls = StallWatch(STALL_AFTER_S + settings.idle_source_seconds)
 
     @app.timer(LAG_INTERVAL_S, name="consumer-lag")  # type: ignore[untyped-decorator]
     async def measure_lag() -> None:
         consumer = app.consumer
         committed = committed_offsets(consumer)
         # committed: every effect of what is before is out
-        metrics.set_lags((tp.topic, tp.partition, consumer.highwater(tp), committed.get(tp) or 0)
-                         for tp in consumer.assignment() if tp.topic in watched)
+        ends = [(tp, consumer.highwater(tp), committed.get(tp) or 0)
+                for tp in consumer.assignment() if tp.topic in watched]
+        metrics.set_lags((tp.topic, tp.partition, high, done) for tp, high, done in ends)
+        for tp in stalls.observe(ends, time.monotonic()):
+            log.warning("no progress on %s for %.0f s with lag behind it: %s", tp,
+                        stalls.after_s, partition_report(consumer, cast(TP, tp)))
 
     eraser = Eraser(erased, signals.stage if signals is not None else None, metrics, gate,
                     drain)

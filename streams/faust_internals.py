@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -78,6 +79,12 @@ class BatchConsumer(faust_aiokafka.Consumer):
         handed: dict[TP, tuple[int, int]] = self.__dict__.setdefault("_radar_handed", {})
         return handed
 
+    @property
+    def _received(self) -> dict[TP, float]:
+        """Per partition: when aiokafka last returned records for it (monotonic seconds)."""
+        received: dict[TP, float] = self.__dict__.setdefault("_radar_received", {})
+        return received
+
     async def _drain_messages(self, fetcher: Any) -> None:  # the Fetcher service's loop
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
@@ -108,7 +115,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
         tp_index = app.topics._tp_index  # type: ignore[attr-defined]  # TP -> channels
         to_message = self._to_message
         per_channel: dict[Any, FetchedBatch] = {}
+        now = time.monotonic()
         for tp, recs in records.items():
+            self._received[tp] = now
             if not self.flow_active or app.consumer_generation_id != generation:
                 return
             if active is not None and tp not in active and tp not in self._buffered_partitions:
@@ -242,6 +251,43 @@ def use_batch_consumer(app: AppT, topics: set[str]) -> None:
     """Make ``app`` read ``topics`` with :class:`BatchConsumer` (before its consumer is first
     used); the agents of those topics then receive lists of messages."""
     app.transport = BatchTransport(app.conf.broker_consumer, app, frozenset(topics))
+
+
+def partition_report(consumer: Any, tp: TP) -> str:
+    """What Faust and aiokafka know of a partition's reading, in one line, for a log: Faust's
+    active and paused sets and read offset; aiokafka's assignment, position, pause and reset
+    state, its buffered fetch result and whether a fetch is in flight; when records last came.
+    Every lookup is guarded: this is for a warning, and must never fail."""
+    parts = [f"{tp.topic}[{tp.partition}]"]
+
+    def add(name: str, get: Callable[[], Any]) -> None:
+        try:
+            parts.append(f"{name}={get()!r}")
+        except Exception as exc:  # noqa: BLE001  (a report, never an error)
+            parts.append(f"{name}=<{type(exc).__name__}>")
+
+    add("faust_active", lambda: tp in (consumer._active_partitions or ()))
+    add("faust_paused", lambda: tp in consumer._paused_partitions)
+    add("faust_read", lambda: consumer._read_offset[tp])
+    add("committed", lambda: committed_offsets(consumer).get(tp))
+    add("highwater", lambda: consumer.highwater(tp))
+    received = consumer.__dict__.get("_radar_received", {}).get(tp)
+    parts.append("received_s_ago=" + (f"{time.monotonic() - received:.1f}"
+                                      if received is not None else "never"))
+    try:
+        client = consumer._thread._ensure_consumer()
+        assignment = client._subscription.subscription.assignment
+        fetcher = client._fetcher
+    except Exception as exc:  # noqa: BLE001
+        parts.append(f"aiokafka=<{type(exc).__name__}>")
+        return " ".join(parts)
+    add("assigned", lambda: tp in assignment.tps)
+    add("state", lambda: assignment.state_value(tp))
+    add("paused", lambda: assignment.state_value(tp).paused)
+    add("buffered", lambda: fetcher._records.get(tp))
+    add("in_flight", lambda: sorted(fetcher._in_flight))
+    add("last_poll", lambda: client.last_poll_timestamp(tp))
+    return " ".join(parts)
 
 
 def committed_offsets(consumer: Any) -> Mapping[TP, int]:

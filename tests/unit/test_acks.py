@@ -89,7 +89,7 @@ def test_faust_internals_are_touched_in_one_module_only() -> None:
     private = re.compile(r"[.\"']_(committed_offset|thread|ensure_consumer|set_current_event|"
                          r"schedule_shutdown|read_offset|drain_messages|new_messages|add_gap|"
                          r"wait_next_records|tp_index|buffered_partitions|subscription|"
-                         r"new_changelog_topic)\b|\.(key|value)_serializer\s*=")
+                         r"new_changelog_topic|active_partitions|paused_partitions|fetcher|in_flight)\b|\.(key|value)_serializer\s*=")
     root = Path(__file__).resolve().parents[2]
     offenders = sorted(str(p.relative_to(root)) for folder in ("streams", "processors", "sinks", "tools")
                        for p in (root / folder).glob("*.py")
