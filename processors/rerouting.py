@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from processors.watermark import Source
+from processors.watermark import Source, slowest
 
 ORIGIN_HEADER = "radar-origin"  # on a forwarded event: where it came from
 PROGRESS_HEADER = "radar-progress"  # on a progress mark
@@ -96,3 +96,26 @@ def read_rerouted(headers: Iterable[tuple[str, bytes]], value: bytes | None
         if name == PROGRESS_HEADER:
             return _progress(value)
     return None
+
+
+def partition_watermark(partition: int, every: Collection[Source], assigned: Collection[Source],
+                        holding: Collection[Source], high: Mapping[Source, float],
+                        marks: Progress) -> tuple[float | None, Source | None]:
+    """A partition's watermark with several workers, and the first source still at it
+    (``processors.watermark.slowest``), over ``every`` source of the inputs: the partition's
+    own sources read here (``assigned``; ``holding``: those that may still deliver) by their
+    latest event time ``high``, every other by its latest progress mark read on the partition
+    (a forwarded event comes before the marks that count it). None while a source is not
+    known: nothing marked yet, or nothing delivered by one that may still deliver."""
+    if not every:
+        return None, None
+    unknown = (None, False)  # nothing marked yet: it may hold anything
+
+    def states() -> Iterator[tuple[Source, float | None, bool]]:
+        for source in every:
+            if source[1] == partition and source in assigned:
+                yield source, high.get(source), source not in holding
+            else:
+                yield (source, *marks.get(source, unknown))
+
+    return slowest(states())

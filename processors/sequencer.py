@@ -20,87 +20,30 @@ No I/O here: the sources, the state table, the clock and the counters are handed
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from processors.engine import Outcome, apply_event, release_due
+from processors.engine import apply_event, release_due
 from processors.erasure import Erased, forget_stakeholders
 from processors.ingest import AcceptedEvent
 from processors.partitioning import Owners
-from processors.rerouting import Progress
+from processors.rerouting import Progress, partition_watermark
 from processors.rules import Rules
+from processors.sequencer_ports import (
+    BatchResult,
+    Counts,
+    EverySource,
+    Forward,
+    Held,
+    Sources,
+    StateTable,
+)
 from processors.state import DAY, AccountState, day_of
-from processors.sweep import sweep
-from processors.watermark import EventClock, ReorderBuffer, Source, slowest
-from schemas.events import InputEvent
-from schemas.signals import Signal, TierChange
+from processors.sweep import last_judged_day, sweep
+from processors.watermark import EventClock, ReorderBuffer, Source
 
-
-class Counts(Protocol):
-    """Where the sequencer counts what it did not apply as usual (Prometheus, in the worker)."""
-
-    def late(self) -> None: ...
-    def redelivered(self) -> None: ...
-    def rerouted(self, topic: str) -> None: ...
-    def erased(self) -> None: ...
-
-
-class StateTable(Protocol):
-    """Durable per-account state (a Faust table with a changelog)."""
-
-    def get(self, account_id: str) -> Any: ...
-    def items(self) -> Iterable[tuple[str, Any]]: ...
-    def put(self, account_id: str, partition: int, value: Any) -> None:
-        """Store ``value`` for the account; None deletes it."""
-
-# the sources the worker reads now, and those of them that may still deliver (not idle)
-Sources = Callable[[], tuple[Collection[Source], Collection[Source]]]
-# every source of the inputs, wherever it is read (empty while not known)
-EverySource = Callable[[], Collection[Source]]
 YIELD_EVERY = 250  # events applied between two turns of the event loop (a few milliseconds)
-
-
-@dataclass
-class Held:
-    event: InputEvent
-    t: float  # the event's time as a timestamp
-    at: float  # its place in event time: later than ``t`` if it is late in its source
-    token: Any  # what the agent needs to acknowledge the message
-    produced_at: float | None  # message timestamp (producer clock), for alert latency
-    source: Source  # the topic partition the message came on
-    offset: int
-
-
-@dataclass
-class Forward:
-    """A misrouted event on its way to its account's partition (``processors.rerouting``)."""
-
-    partition: int  # the account's own partition
-    item: AcceptedEvent
-    at: float  # its place in event time in its source
-    token: Any  # what the agent acknowledges once it is forwarded
-
-
-@dataclass
-class BatchResult:
-    signals: list[Signal] = field(default_factory=list)
-    withdrawn: list[Signal] = field(default_factory=list)  # out before, proved premature
-    cancelled: list[Signal] = field(default_factory=list)  # proved premature within the grace
-    tier_changes: list[TierChange] = field(default_factory=list)
-    released: list[Any] = field(default_factory=list)  # tokens to acknowledge
-    produced_at: dict[str, float] = field(default_factory=dict)  # signal_id -> trigger's produce time
-
-
-class MemoryStateTable(dict[str, Any]):
-    """A state table in memory (benchmarks, offline checks, tests)."""
-
-    def put(self, account_id: str, partition: int, value: Any) -> None:
-        if value is None:
-            self.pop(account_id, None)
-        else:
-            self[account_id] = value
 
 
 class Sequencer:
@@ -303,8 +246,9 @@ class Sequencer:
             {p for p, b in self.buffers.items() if len(b)}
         for partition in sorted(partitions):
             if self.every_source is not None:
-                watermark, until = self._partition_watermark(partition, assigned, holding,
-                                                             every)
+                watermark, until = partition_watermark(
+                    partition, every, assigned, holding, self.event_clock.high,
+                    self.marks.get(partition, {}))
             if watermark is None:
                 continue  # a source that may bring older events is not known yet
             self._load_partition(partition, dirty)
@@ -345,7 +289,7 @@ class Sequencer:
                     self.parked.setdefault(partition, set()).add(e.account_id)
                 if outcome.signals or outcome.tier_change is not None or outcome.withdrawn or \
                         outcome.cancelled:
-                    self._collect(outcome, result)
+                    result.collect(outcome)
                 result.released.append(held.token)
                 if held.produced_at is not None:
                     for signal in outcome.signals:
@@ -355,29 +299,6 @@ class Sequencer:
                     yield
             yield from self._sweep(partition, watermark, detected_at, result, dirty)
             self._release(partition, watermark, detected_at, result, dirty)
-
-    def _partition_watermark(self, partition: int, assigned: Collection[Source],
-                             holding: Collection[Source], every: Collection[Source]
-                             ) -> tuple[float | None, Source | None]:
-        """The partition's watermark with several workers, and the first source still at it
-        (``slowest``), over every source of the inputs: the
-        partition's own sources read here by the event clock, every other by its latest
-        progress mark on the partition (a forwarded event comes before the marks that count
-        it). None while a source is not known: nothing marked yet, or nothing delivered by one
-        that may still deliver."""
-        if not every:
-            return None, None
-        high, marks = self.event_clock.high, self.marks.get(partition, {})
-        unknown = (None, False)  # nothing marked yet: it may hold anything
-
-        def states() -> Iterator[tuple[Source, float | None, bool]]:
-            for source in every:
-                if source[1] == partition and source in assigned:
-                    yield source, high.get(source), source not in holding
-                else:
-                    yield (source, *marks.get(source, unknown))
-
-        return slowest(states())
 
     def _release(self, partition: int, watermark: float, detected_at: datetime,
                  result: BatchResult, dirty: dict[str, tuple[int, AccountState]]) -> None:
@@ -408,13 +329,11 @@ class Sequencer:
             # the first day here: each account is judged from the day after the one it was
             # last judged on (after a restart, the days since are judged as they would have
             # been); a new partition starts today
-            days = [state.evaluated_day for account_id in self.members.get(partition, ())
-                      if (state := self._state(account_id)) is not None
-                      and state.evaluated_day is not None]
-            if not days:
+            last = last_judged_day((self._state(a) for a in self.members.get(partition, ())),
+                                   today)
+            if last is None:
                 self.swept_day[partition] = today
                 return
-            last = min(min(days), today)
         # each day boundary crossed is judged at the start of its day, so a jump of several
         # days fires each day's deadlines as a day-by-day replay would; the days on which
         # nothing can change for an account are passed at no cost (a jump of centuries costs
@@ -429,18 +348,10 @@ class Sequencer:
                     dirty[account_id] = (partition, state)
                 if state.parked:
                     self.parked.setdefault(partition, set()).add(account_id)
-                self._collect(outcome, result)
+                result.collect(outcome)
                 if n % YIELD_EVERY == 0:
                     yield
         self.swept_day[partition] = today
-
-    @staticmethod
-    def _collect(outcome: Outcome, result: BatchResult) -> None:
-        result.signals.extend(outcome.signals)
-        result.withdrawn.extend(outcome.withdrawn)
-        result.cancelled.extend(outcome.cancelled)
-        if outcome.tier_change is not None:
-            result.tier_changes.append(outcome.tier_change)
 
     def erase_states(self) -> dict[str, tuple[int, AccountState]]:
         """Apply the erasures (``self.erased``, just grown) to every state held now; returns

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime
 
@@ -56,6 +56,13 @@ def sweep(states: Mapping[str, AccountState], first_day: int, last_day: int, rul
         if after - 1 > judged:
             pass_quiet_days(state, after - 1, rules)
         heapq.heappush(queue, (after, account_id))
+
+
+def last_judged_day(states: Iterable[AccountState | None], today: int) -> int | None:
+    """Where a partition's first sweep starts: the earliest day its accounts were last judged
+    on (none after ``today``), or None when none was ever judged (a new partition)."""
+    days = [s.evaluated_day for s in states if s is not None and s.evaluated_day is not None]
+    return min(min(days), today) if days else None
 
 
 def next_change_day(state: AccountState, day: int, rules: Rules) -> int | None:

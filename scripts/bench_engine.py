@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from processors.ingest import IngestBatch, RawMessage, ingest  # noqa: E402
 from processors.partitioning import partition_of  # noqa: E402
-from processors.sequencer import MemoryStateTable  # noqa: E402
+from processors.sequencer_ports import MemoryStateTable  # noqa: E402
 from schemas.decode import EventTimeBounds  # noqa: E402
 from streams.metrics import Metrics  # noqa: E402
 from streams.settings import load_settings  # noqa: E402

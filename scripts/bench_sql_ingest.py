@@ -62,7 +62,7 @@ def one_round(settings: Settings, producer: object, start: int, batch: int) -> f
         producer.send(topic, key=event["account_id"].encode(),  # type: ignore[attr-defined]
                       value=json.dumps(event).encode())
     producer.flush()  # type: ignore[attr-defined]
-    while sql(settings, "SELECT count() FROM events")[0][0] < start + batch:
+    while int(str(sql(settings, "SELECT count() FROM events")[0][0])) < start + batch:
         time.sleep(0.02)
     return time.perf_counter() - began
 

@@ -30,7 +30,7 @@ from bench_engine import DETECTED_AT, decode_all  # noqa: E402
 import processors.sweep  # noqa: E402
 from processors.engine import advance_time  # noqa: E402
 from processors.rules import Rules  # noqa: E402
-from processors.sequencer import MemoryStateTable  # noqa: E402
+from processors.sequencer_ports import MemoryStateTable  # noqa: E402
 from processors.state import DAY, AccountState, day_of  # noqa: E402
 from schemas.events import AdImpression  # noqa: E402
 from streams.metrics import Metrics  # noqa: E402

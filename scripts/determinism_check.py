@@ -41,7 +41,8 @@ sys.path.insert(0, str(REPO))
 from processors.ingest import AcceptedEvent, RawMessage  # noqa: E402
 from processors.partitioning import partition_of  # noqa: E402
 from processors.rerouting import Progress  # noqa: E402
-from processors.sequencer import MemoryStateTable, Sequencer  # noqa: E402
+from processors.sequencer import Sequencer  # noqa: E402
+from processors.sequencer_ports import MemoryStateTable  # noqa: E402
 from processors.watermark import Source  # noqa: E402
 from schemas.decode import Rejection, decode_event  # noqa: E402
 from schemas.events import AccountProfile, InputEvent  # noqa: E402

@@ -54,7 +54,8 @@ from processors.erasure import Erased
 from processors.ingest import RawMessage, ingest
 from processors.partitioning import Owners
 from processors.rules import DEFAULT_RULES
-from processors.sequencer import BatchResult, Sequencer
+from processors.sequencer import Sequencer
+from processors.sequencer_ports import BatchResult
 from processors.watermark import Source
 from schemas.decode import EventTimeBounds
 from schemas.topics import TopicNames

@@ -25,13 +25,12 @@ from processors.erasure import Erased
 from processors.ingest import AcceptedEvent
 from processors.rerouting import ORIGIN_HEADER, PROGRESS_HEADER, Origin, Progress, encode_progress
 from processors.rules import Rules
-from processors.sequencer import (
-    YIELD_EVERY,
+from processors.sequencer import YIELD_EVERY, Sequencer
+from processors.sequencer_ports import (
     BatchResult,
     EverySource,
     Forward,
     Held,
-    Sequencer,
     Sources,
     StateTable,
 )

@@ -18,9 +18,17 @@ from test_signal_stage_delivery import event
 
 from processors.ingest import AcceptedEvent, RawMessage
 from processors.partitioning import partition_of
-from processors.rerouting import ORIGIN_HEADER, PROGRESS_HEADER, Origin, encode_progress, read_rerouted
+from processors.rerouting import (
+    ORIGIN_HEADER,
+    PROGRESS_HEADER,
+    Origin,
+    encode_progress,
+    partition_watermark,
+    read_rerouted,
+)
 from processors.rules import DEFAULT_RULES
-from processors.sequencer import MemoryStateTable, Sequencer
+from processors.sequencer import Sequencer
+from processors.sequencer_ports import MemoryStateTable
 from processors.watermark import Source
 from streams.settings import load_settings
 from tools.simulation import SimConfig
@@ -92,6 +100,11 @@ class Worker:
         offset = self.offsets[source] = self.offsets.get(source, -1) + 1
         return AcceptedEvent(e, RawMessage(source[0], partition, offset, None, b""))
 
+    def watermark(self, partition: int) -> tuple[float | None, Source | None]:
+        return partition_watermark(partition, self.every, self.assigned, self.holding,
+                                   self.stage.event_clock.high,
+                                   self.stage.marks.get(partition, {}))
+
     def step(self) -> None:
         result, _ = self.stage.step()
         self.signals += [s.type for s in result.signals]
@@ -135,11 +148,11 @@ def test_a_mark_saying_idle_lets_event_time_pass_it_and_all_idle_is_the_latest()
     w.holding = {(REPLIES, 0)}  # content of partition 0 idle: only the replies hold
     w.step()
     assert w.stage.held() == 0
-    watermark, until = w.stage._partition_watermark(0, w.assigned, w.holding, w.every)
+    watermark, until = w.watermark(0)
     assert (watermark, until) == (T0.timestamp(), (REPLIES, 0))
     w.holding = set()
     w.stage.progress(0, {(CONTENT, 1): (T0.timestamp() + 7200, True)})
-    assert w.stage._partition_watermark(0, w.assigned, w.holding, w.every) == \
+    assert w.watermark(0) == \
         (T0.timestamp() + 7200, None)
 
 
@@ -257,7 +270,7 @@ def _a_state(account_id: str) -> Any:
 def test_the_rerouter_writes_forwards_then_marks_of_what_changed_and_all_of_them_at_times() -> None:
     import asyncio
 
-    from processors.sequencer import Forward
+    from processors.sequencer_ports import Forward
     from streams.signal_stage import HEARTBEAT_S, MARK_EVERY_S, Rerouter
 
     sent: list[tuple[int, str, Any]] = []

@@ -22,7 +22,7 @@ from conftest import build_event
 
 from processors.ingest import AcceptedEvent, RawMessage
 from processors.rules import DEFAULT_RULES
-from processors.sequencer import MemoryStateTable
+from processors.sequencer_ports import MemoryStateTable
 from processors.watermark import Source
 from schemas.decode import Rejection, decode_event
 from streams.metrics import Metrics

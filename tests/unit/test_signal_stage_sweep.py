@@ -18,7 +18,7 @@ from processors.engine import Outcome, advance_time
 from processors.ingest import AcceptedEvent, RawMessage
 from processors.partitioning import partition_of
 from processors.rules import DEFAULT_RULES
-from processors.sequencer import MemoryStateTable
+from processors.sequencer_ports import MemoryStateTable
 from processors.state import DAY, AccountState, day_of
 from schemas.decode import Rejection, decode_event
 from schemas.events import AdImpression, InputEvent
@@ -52,7 +52,7 @@ class DailyStage(SignalStage):
                 outcome = advance_time(state, day * DAY, self.rules, detected_at)
                 if outcome.signals or outcome.tier_change:
                     dirty[account_id] = (partition, state)
-                self._collect(outcome, result)
+                result.collect(outcome)
         self.swept_day[partition] = today
         yield from ()
 
