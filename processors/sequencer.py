@@ -234,7 +234,7 @@ class Sequencer:
             every = self.every_source()
         else:
             # the sources that may still deliver hold it back; one caught up for the idle time
-            # does not (streams.app.input_sources)
+            # does not (streams.signal_agent.input_sources)
             # (and at the watermark itself, a source still there may bring another event of
             # that time)
             watermark, until = self.event_clock.slowest(holding)

@@ -102,3 +102,12 @@ def test_the_package_and_the_image_hold_every_module() -> None:
     assert sorted(project["tool"]["mypy"]["packages"]) == tops
     dockerfile = (REPO / "Dockerfile").read_text()
     assert [top for top in tops if f"COPY {top}/ ./{top}/" not in dockerfile] == []
+
+
+def test_no_module_of_the_product_is_over_400_lines() -> None:
+    """The scale-out issue's layout rule: a module that grows past 400 lines is split."""
+    tops = ("streams", "schemas", "processors", "sinks", "tools")
+    sizes = {str(p.relative_to(REPO)): len(p.read_text().splitlines())
+             for top in tops for p in (REPO / top).rglob("*.py")}
+    assert len(sizes) > 40  # (the folders were found)
+    assert {name: n for name, n in sizes.items() if n > 400} == {}
