@@ -226,8 +226,9 @@ def create_app(settings: Settings, metrics: Metrics, rules: Rules,
                 for tp in consumer.assignment() if tp.topic in watched]
         metrics.set_lags((tp.topic, tp.partition, high, done) for tp, high, done in ends)
         for tp in stalls.observe(ends, time.monotonic()):
-            log.warning("no progress on %s for %.0f s with lag behind it: %s", tp,
-                        stalls.after_s, partition_report(consumer, cast(TP, tp)))
+            stage = signals.report(cast(TP, tp)) if signals is not None else "-"
+            log.warning("no progress on %s for %.0f s with lag behind it: %s; stage: %s", tp,
+                        stalls.after_s, partition_report(consumer, cast(TP, tp)), stage)
 
     eraser = Eraser(erased, signals.stage if signals is not None else None, metrics, gate,
                     drain)

@@ -14,7 +14,7 @@ import faust
 from faust.types import TP, Message
 
 from processors.erasure import Erased
-from processors.rerouting import Progress
+from processors.rerouting import Progress, partition_watermark
 from processors.rules import Rules
 from processors.watermark import Source, SourceActivity
 from streams.acks import AckTracker
@@ -137,6 +137,29 @@ class SignalAgentState:
             log.warning("%d message(s) of this batch were read already since their partitions "
                         "were assigned (a seek back): skipped", len(batch) - len(fresh))
         return fresh
+
+    def report(self, tp: TP) -> str:
+        """What the stage knows of a partition, in one line, for the stalled-partition warning:
+        the last offset handed to it, the source's latest event time and idleness, the events
+        held for the partition, and its watermark with the sources that hold it back."""
+        stage, source = self.stage, (tp.topic, tp.partition)
+        high = stage.event_clock.high
+        parts = [f"handed_through={self.offsets.get(source)}", f"high={high.get(source)}",
+                 f"idle={source in self.activity.idle}",
+                 f"held_here={len(stage.buffers.get(tp.partition, ()))}"]
+        every = stage.every_source() if stage.every_source is not None else ()
+        if every:
+            assigned, holding = stage.sources()
+            marks = stage.marks.get(tp.partition, {})
+            watermark, until = partition_watermark(tp.partition, every, assigned, holding,
+                                                   high, marks)
+            own = {s for s in every if s[1] == tp.partition and s in assigned}
+            unread = sorted(s for s in own if s in holding and s not in high)
+            unmarked = sorted(s for s in every if s not in own and s not in marks)
+            empty = sorted(s for s in every if s not in own and marks.get(s) == (None, False))
+            parts += [f"watermark={watermark}", f"at={until}", f"own_unread={unread}",
+                      f"unmarked={unmarked}", f"marked_empty={empty}"]
+        return " ".join(parts)
 
     async def forget(self, revoked: list[TP]) -> None:
         """Forget the revoked input partitions: their accounts, and what was known of their
