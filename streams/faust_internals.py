@@ -152,6 +152,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
             first = messages[0]
             # backpressure: a full channel queue holds the fetch loop here
             await channel.queue.put(app.create_event(first.key, messages, {}, first))
+            for m in messages:  # offset order within each partition
+                self._handed[m.tp] = (generation, m.offset)
 
     async def _rewind(self, tp: TP, offset: int, why: str, level: int) -> None:
         """Move the partition's read position back to ``offset`` if it is past it, never forward
@@ -204,8 +206,18 @@ class BatchConsumer(faust_aiokafka.Consumer):
         await super().seek_wait({tp: max(offset, 0) for tp, offset in partitions.items()})
 
     async def _new_messages(self, tp: TP, messages: list[Any], generation: int) -> list[Any]:
-        """Drop offsets already read; register gaps (compaction, transaction markers) so
-        commits can pass them; advance the read offset.
+        """Drop what was handed to the agents already in this generation; register gaps
+        (compaction, transaction markers) so commits can pass them; advance the read offset.
+
+        For the batch topics, "read already" means handed to the agents' queues in this
+        generation (``_handed``, recorded when a batch is put on a queue), not fetched: a fetch
+        can be dropped after it was read (a rebalance began meanwhile, the agents' queues were
+        cleared, Faust's stream skipped it), and Faust's read offset outlives a generation and
+        is set back to the committed offset only once its seek is over, while fetches go on.
+        Dropping by that offset lost messages: aiokafka's position was at the end, nothing
+        was read again, and three workers stalled (issue 12). A message handed over twice
+        across generations is skipped by the agent, which knows what it handled
+        (``SignalAgentState.unseen``).
 
         No gap is registered over offsets handed to the agents already in this generation: a
         seek back (``perform_seek`` sets the read offset to the committed one) followed by a
@@ -215,22 +227,25 @@ class BatchConsumer(faust_aiokafka.Consumer):
         acks_enabled = self.app.topics.acks_enabled_for(tp.topic)
         handed = self._handed.get(tp)
         floor = handed[1] if handed is not None and handed[0] == generation else -1
+        batch_topic = tp.topic in self.batch_topics
         fresh = []
         for m in messages:
-            if read is None or m.offset >= read:
-                if read and m.offset - read > 1 and acks_enabled:
-                    start = max(read + 1, floor + 1)
-                    if start < m.offset:
-                        await self._add_gap(tp, start, m.offset)
+            if m.offset <= floor if batch_topic else read is not None and m.offset < read:
+                continue
+            if read is not None and m.offset - read > 1 and acks_enabled:
+                start = max(read + 1, floor + 1)
+                if start < m.offset:
+                    await self._add_gap(tp, start, m.offset)
+            if read is None or m.offset > read:
                 read = m.offset
-                fresh.append(m)
+            fresh.append(m)
         if fresh:
             self._read_offset[tp] = read
-            self._handed[tp] = (generation, max(floor, fresh[-1].offset))
         if len(fresh) < len(messages):  # read before: only after a seek back, and said
-            log.warning("%s: %d message(s) at offsets %d..%d dropped as read already (read "
-                        "offset %s)", tp, len(messages) - len(fresh), messages[0].offset,
-                        messages[-1].offset, self._read_offset[tp])
+            log.warning("%s: %d message(s) at offsets %d..%d dropped as handed over already "
+                        "(through offset %d in this generation)", tp,
+                        len(messages) - len(fresh), messages[0].offset, messages[-1].offset,
+                        floor if batch_topic else read)
         return fresh
 
 

@@ -6,6 +6,7 @@ import tomllib
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any, cast
 
 from streams.acks import AckTracker
 from streams.faust_internals import PINNED_FAUST
@@ -144,39 +145,85 @@ def test_a_stale_batch_is_discarded_without_holding_back_the_messages_after_it()
     assert tracker.pending() == 0
 
 
-def test_no_gap_is_registered_over_offsets_handed_over_already() -> None:
-    """After a seek back to the committed offset, a fetch that starts beyond it must not make
-    Faust count offsets handed over (and acknowledged) a gap as well: it would commit one
-    offset at a time. A real gap (compaction) past them still is one."""
-    import asyncio
+def _bare_consumer(gaps: list[tuple[int, int]]) -> Any:
+    """A BatchConsumer with only what ``_new_messages`` touches: topic ``t`` is a batch topic."""
     from types import SimpleNamespace
-    from typing import Any, cast
 
     from faust.types import TP
 
     from streams.faust_internals import BatchConsumer
 
     consumer = cast(Any, object.__new__(BatchConsumer))
-    gaps: list[tuple[int, int]] = []
 
     async def add_gap(tp: TP, start: int, end: int) -> None:
         gaps.append((start, end))
 
     consumer._add_gap = add_gap
     consumer.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: True))
-    tp = TP("t", 0)
-    consumer._read_offset = {tp: None}
+    consumer.batch_topics = frozenset({"t"})
+    consumer._read_offset = {}
+    return consumer
 
-    def messages(*offsets: int) -> list[Any]:
-        return [SimpleNamespace(offset=o) for o in offsets]
+
+def _messages(*offsets: int) -> list[Any]:
+    from types import SimpleNamespace
+
+    return [SimpleNamespace(offset=o) for o in offsets]
+
+
+def test_no_gap_is_registered_over_offsets_handed_over_already() -> None:
+    """After a seek back to the committed offset, a fetch that starts beyond it must not make
+    Faust count offsets handed over (and acknowledged) a gap as well: it would commit one
+    offset at a time. A real gap (compaction) past them still is one."""
+    import asyncio
+
+    from faust.types import TP
+
+    gaps: list[tuple[int, int]] = []
+    consumer = _bare_consumer(gaps)
+    tp = TP("t", 0)
+    consumer._read_offset[tp] = None
 
     async def run() -> None:
-        assert len(await consumer._new_messages(tp, messages(0, 1, 2, 3, 4), 7)) == 5
+        assert len(await consumer._new_messages(tp, _messages(0, 1, 2, 3, 4), 7)) == 5
+        consumer._handed[tp] = (7, 4)  # (put on the agents' queue)
         consumer._read_offset[tp] = 1  # a seek back to the committed offset
-        assert len(await consumer._new_messages(tp, messages(4, 5, 9), 7)) == 3
+        assert [m.offset for m in await consumer._new_messages(tp, _messages(4, 5, 9), 7)] \
+            == [5, 9]
         assert gaps == [(6, 9)]  # not 2..3: handed over already; 6..8 are a gap
         consumer._read_offset[tp] = None  # a new generation: nothing handed over in it yet
-        await consumer._new_messages(tp, messages(3, 6), 8)
+        await consumer._new_messages(tp, _messages(3, 6), 8)
         assert gaps == [(6, 9), (4, 6)]
+
+    asyncio.run(run())
+
+
+def test_messages_fetched_but_never_handed_over_are_not_dropped_when_read_again() -> None:
+    """The stall of issue 12: a worker fetched a partition's messages (Faust's read offset
+    moved past them) in one generation, a rebalance cleared the agents' queues, and in the
+    next generation the same messages, read again from the committed offset while Faust's
+    seek was still under way, were dropped as read already: aiokafka's position was then at
+    the end, nothing was fetched again, and every watermark waited for that source. Only
+    what was put on the agents' queues in this generation is dropped."""
+    import asyncio
+
+    from faust.types import TP
+
+    consumer = _bare_consumer([])
+    tp, changelog = TP("t", 0), TP("changelog", 0)
+
+    async def run() -> None:
+        consumer._read_offset[tp] = 1198  # fetched in generation 1, never handed over
+        again = await consumer._new_messages(tp, _messages(2, 3, 4), 2)
+        assert [m.offset for m in again] == [2, 3, 4]
+        assert consumer._read_offset[tp] == 1198  # (gaps are judged past it, as before)
+        consumer._handed[tp] = (2, 3)  # 2 and 3 put on the queue in generation 2
+        assert [m.offset for m in await consumer._new_messages(tp, _messages(2, 3, 4), 2)] \
+            == [4]
+        assert len(await consumer._new_messages(tp, _messages(2, 3), 3)) == 2  # generation 3
+        # a changelog (read by Faust's recovery, message by message) keeps Faust's rule
+        consumer._read_offset[changelog] = 10
+        assert [m.offset for m in await consumer._new_messages(changelog, _messages(9, 10, 11),
+                                                                2)] == [10, 11]
 
     asyncio.run(run())
