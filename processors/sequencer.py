@@ -148,7 +148,7 @@ class Sequencer:
         for item, token in accepted:
             raw = item.source
             source = (raw.topic, raw.partition)
-            at = self.event_clock.observe(source, item.timestamp())
+            at = self.event_clock.observe(source, item.timestamp(), raw.offset)
             owner = self.owner(item.event.account_id)
             if owner != raw.partition:
                 self.counts.rerouted(raw.topic)

@@ -21,6 +21,7 @@ one that goes before it, so every run sees the same sequence and fires the same 
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -55,6 +56,10 @@ def slowest(sources: Iterable[tuple[Source, float | None, bool]]
     return latest, None
 
 
+def _offset(step: tuple[int, float]) -> int:
+    return step[0]
+
+
 @dataclass
 class EventClock:
     """The latest event time received from each source (topic, partition) a worker reads.
@@ -62,18 +67,50 @@ class EventClock:
     Events of one account may come through any partition of any input topic (a producer
     without keys spreads them), so event time is judged over every source the worker reads,
     not per partition.
+
+    Where a source had got to is a function of its log up to an offset; a reader that starts at
+    a committed offset (after a restart or a rebalance) must start from what that log gave
+    before it, or an event late in its source would be placed differently (Kafka Streams keeps
+    its partition time in the commit's metadata for the same reason). So the clock keeps, per
+    source, the offsets at which its latest time rose (``steps``, from the last committed
+    offset on): ``high_before`` gives what goes with a commit, and ``seed`` starts a reader
+    from it.
     """
 
     high: dict[Source, float] = field(default_factory=dict)
+    steps: dict[Source, list[tuple[int, float]]] = field(default_factory=dict)
 
-    def observe(self, source: Source, event_time: float) -> float:
+    def observe(self, source: Source, event_time: float, offset: int | None = None) -> float:
         """Returns the event's place in event time: its own time, or the source's latest event
-        time so far if that is later (the event is late in its source)."""
+        time so far if that is later (the event is late in its source). ``offset``: the
+        event's offset in its source (without it, no step is kept)."""
         high = self.high.get(source)
         if high is None or event_time > high:
             self.high[source] = event_time
+            if offset is not None:
+                self.steps.setdefault(source, []).append((offset, event_time))
             return event_time
         return high
+
+    def seed(self, source: Source, offset: int, high: float) -> None:
+        """Reading ``source`` starts at ``offset``, where its latest event time was ``high``
+        (read from the commit): before any of its events is observed."""
+        if source not in self.high:
+            self.high[source] = high
+            self.steps[source] = [(offset - 1, high)]
+
+    def high_before(self, source: Source, offset: int) -> float | None:
+        """The source's latest event time over its offsets below ``offset`` (None if unknown:
+        nothing observed below it since the last ``prune``)."""
+        steps = self.steps.get(source, [])
+        i = bisect_left(steps, offset, key=_offset)  # (observed in offset order)
+        return steps[i - 1][1] if i else None
+
+    def prune(self, source: Source, offset: int) -> None:
+        """``offset`` is committed: the steps below it are not needed any more but the last."""
+        steps = self.steps.get(source)
+        if steps:
+            del steps[:max(bisect_left(steps, offset, key=_offset) - 1, 0)]
 
     def watermark(self, pending: Collection[Source]) -> float | None:
         """``pending``: the sources that may still deliver (not idle).
@@ -93,6 +130,7 @@ class EventClock:
         """Sources of partitions a rebalance took away: their new owner judges them."""
         for source in [s for s in self.high if s[1] in partitions]:
             del self.high[source]
+            self.steps.pop(source, None)
 
 
 @dataclass
@@ -173,3 +211,23 @@ class ReorderBuffer(Generic[T]):
         heapq.heapify(kept)
         self._heap = kept
         return dropped
+
+
+HIGH_METADATA = "radar-high:"  # commit metadata: a source's latest event time before the offset
+
+
+def encode_high(high: float | None) -> str:
+    """The commit metadata for a source's latest event time (exact: a float's repr)."""
+    return "" if high is None else f"{HIGH_METADATA}{high!r}"
+
+
+def decode_high(metadata: str | None) -> float | None:
+    """The latest event time in commit metadata; None for anything else (no metadata, another
+    client's, a malformed one): the reader then starts from nothing, as before."""
+    if not metadata or not metadata.startswith(HIGH_METADATA):
+        return None
+    try:
+        high = float(metadata[len(HIGH_METADATA):])
+    except ValueError:
+        return None
+    return high if high == high and abs(high) != float("inf") else None

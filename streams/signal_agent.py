@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import faust
@@ -16,12 +16,14 @@ from faust.types import TP, Message
 from processors.erasure import Erased
 from processors.rerouting import Progress, partition_watermark
 from processors.rules import Rules
-from processors.watermark import Source, SourceActivity
+from processors.watermark import Source, SourceActivity, decode_high, encode_high
 from streams.acks import AckTracker
 from streams.faust_internals import (
+    committed_metadata,
     committed_offsets,
     last_poll,
     partition_count,
+    set_commit_metadata,
     set_current_event,
     set_table_serializers,
 )
@@ -32,6 +34,8 @@ from streams.state_codec import STATE_CODEC
 
 log = logging.getLogger(__name__)
 IDLE_STEP_S = 0.25  # how often the signal stage steps when no messages come
+# the committed offset and metadata of partitions (streams.faust_internals.committed_metadata)
+Commits = Callable[[list[TP]], Awaitable[dict[TP, tuple[int, str]]]]
 
 
 class FaustStateTable:
@@ -116,8 +120,13 @@ class SignalAgentState:
 
     def __init__(self, stage: SignalStage, table: FaustStateTable,
                  offsets: dict[tuple[str, int], int], activity: SourceActivity,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, inputs: Collection[str] = (),
+                 commits: Commits | None = None) -> None:
+        """``commits``: the committed offset and metadata of input partitions (where reading
+        them starts), asked when one is first handled in an assignment."""
         self.stage = stage
+        self.inputs = set(inputs)
+        self.commits = commits
         self.table = table
         # the last offset handed to the stage per (topic, partition) of the inputs and of the
         # rerouted topic, since it was assigned
@@ -182,7 +191,18 @@ class SignalAgentState:
         """Applies the batch (``messages``: all of it; ``forwarded`` events and progress
         ``marks`` read on the rerouted topic); returns what resolves to the messages whose
         events are applied and sent (signals and state), or forwarded."""
+        new = sorted({TP(m.topic, m.partition) for m in messages if m.topic in self.inputs and
+                      (m.topic, m.partition) not in self.offsets})
+        starts = await self.commits(new) if new and self.commits is not None else {}
+
         def taken() -> None:  # under the stage's lock: no revocation is being handled
+            clock = self.stage.event_clock
+            for tp in new:  # where each source's reading starts: its place in event time there
+                offset, metadata = starts.get(tp, (None, ""))
+                high = decode_high(metadata)
+                if offset is not None and high is not None and \
+                        (tp.topic, tp.partition) not in self.offsets:
+                    clock.seed((tp.topic, tp.partition), offset, high)
             for m in messages:
                 self.offsets[(m.topic, m.partition)] = m.offset
 
@@ -240,7 +260,21 @@ def signal_stage(app: faust.App, settings: Settings, rules: Rules, metrics: Metr
     stage = SignalStage(settings, rules, state_table, metrics, send, sources,
                         erased=erased, every_source=every_source,
                         rerouter=Rerouter(enqueue, settings.topic_partitions))
-    agent_state = SignalAgentState(stage, state_table, offsets, activity, metrics)
+    inputs = set(topics.inputs)
+
+    def describe(tp: TP, offset: int) -> str:
+        """What goes with a commit of an input partition: its place in event time there (and
+        what is below it is not needed any more)."""
+        if tp.topic not in inputs:
+            return ""
+        source = (tp.topic, tp.partition)
+        high = stage.event_clock.high_before(source, offset)
+        stage.event_clock.prune(source, offset)
+        return encode_high(high)
+
+    set_commit_metadata(app, describe)
+    agent_state = SignalAgentState(stage, state_table, offsets, activity, metrics, inputs,
+                                   lambda tps: committed_metadata(app.consumer, tps))
 
     # a step without new messages costs little: a quarter of a second lets held events out
     # soon after their sources turn idle

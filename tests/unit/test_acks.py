@@ -83,20 +83,22 @@ def test_the_batch_consumer_runs_on_the_faust_version_it_was_written_for() -> No
 
 def test_faust_internals_are_touched_in_one_module_only() -> None:
     """Private attributes of faust-streaming (and of mode, its service library) are named only
-    in streams/faust_internals.py, whose version is pinned above."""
+    in the package streams/faust_internals, whose version is pinned above."""
     import re
     from pathlib import Path
 
     private = re.compile(r"[.\"']_(committed_offset|thread|ensure_consumer|set_current_event|"
                          r"schedule_shutdown|read_offset|drain_messages|new_messages|add_gap|"
                          r"wait_next_records|tp_index|buffered_partitions|subscription|"
-                         r"new_changelog_topic|active_partitions|paused_partitions|fetcher|in_flight)\b|\.(key|value)_serializer\s*=")
+                         r"new_changelog_topic|active_partitions|paused_partitions|fetcher|in_flight|queues|"
+                         r"clear_on_resume|radar_metadata)\b|\.(key|value)_serializer\s*=")
     root = Path(__file__).resolve().parents[2]
+    internals = root / "streams" / "faust_internals"
     offenders = sorted(str(p.relative_to(root)) for folder in ("streams", "processors", "sinks", "tools")
-                       for p in (root / folder).glob("*.py")
-                       if p.name != "faust_internals.py" and private.search(p.read_text()))
+                       for p in (root / folder).rglob("*.py")
+                       if internals not in p.parents and private.search(p.read_text()))
     assert offenders == []
-    assert private.search((root / "streams" / "faust_internals.py").read_text())
+    assert all(private.search(p.read_text()) for p in internals.glob("[a-z]*.py"))
 
 
 def test_radar_sql_and_erase_import_neither_faust_nor_a_kafka_stream_client() -> None:
@@ -227,3 +229,26 @@ def test_messages_fetched_but_never_handed_over_are_not_dropped_when_read_again(
                                                                 2)] == [10, 11]
 
     asyncio.run(run())
+
+
+def test_batches_handed_to_the_agent_survive_faust_resuming_the_flow() -> None:
+    """Faust clears the agents' queues whenever it resumes the flow, and a rebalance's recovery
+    resumes it after the partitions were resumed and fetched from: those batches were lost
+    (the second stall of issue 12). Our queues are kept; a stale batch is told by is_stale."""
+    import asyncio
+
+    from mode.utils.queues import FlowControlEvent, FlowControlQueue
+
+    from streams.faust_internals import keep_through_resumes
+
+    async def run() -> tuple[int, int]:
+        flow = FlowControlEvent(initially_suspended=False)
+        stock: FlowControlQueue[str] = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+        ours: FlowControlQueue[str] = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+        keep_through_resumes(ours, flow)
+        for queue in (stock, ours):
+            await queue.put("batch")
+        flow.resume()  # the recovery's last resume
+        return stock.qsize(), ours.qsize()
+
+    assert asyncio.run(run()) == (0, 1)  # (Faust's own queues are still cleared)

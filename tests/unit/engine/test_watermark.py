@@ -246,3 +246,51 @@ def test_a_source_forgotten_on_revocation_holds_until_caught_up_again_for_the_id
     assert activity.holding([("ads", 0)]) == {("ads", 0)}
     assert activity.report(("ads", 0), caught_up=True, now=70.0) is True
     assert activity.holding([("ads", 0), ("replies", 0)]) == set()
+
+
+def test_a_reader_starting_at_a_commit_places_late_events_as_one_reading_from_the_start() -> None:
+    """Open 6 of issue 12: an event late in its source is placed at the source's latest time
+    so far, which a reader starting at a committed offset (a restart, a rebalance) did not
+    know: the commit carries it (``high_before``), and ``seed`` starts the reader from it."""
+    from processors.watermark import decode_high, encode_high
+
+    times = [100.0, 400.0, 250.0, 300.0, 900.0, 500.0, 950.0, 200.0]  # late: 250, 300, 500, 200
+    src = ("replies", 0)
+    whole = EventClock()
+    places = [whole.observe(src, t, offset) for offset, t in enumerate(times)]
+    assert places == [100.0, 400.0, 400.0, 400.0, 900.0, 900.0, 950.0, 950.0]
+    for commit in range(1, len(times)):
+        metadata = encode_high(whole.high_before(src, commit))
+        reader = EventClock()
+        reader.seed(src, commit, decode_high(metadata) or 0.0)
+        again = [reader.observe(src, t, offset) for offset, t in enumerate(times) if offset >= commit]
+        assert again == places[commit:], commit
+        unseeded = EventClock()
+        if commit in (3, 5):  # without the commit's time, the late events go elsewhere
+            assert [unseeded.observe(src, t) for t in times[commit:]] != places[commit:]
+
+
+def test_steps_are_pruned_at_a_commit_but_what_the_next_commit_needs() -> None:
+    clock = EventClock()
+    src = ("ads", 1)
+    for offset, t in enumerate([10.0, 20.0, 15.0, 30.0, 40.0]):
+        clock.observe(src, t, offset)
+    assert clock.high_before(src, 3) == 20.0  # offsets 0..2
+    clock.prune(src, 3)
+    assert clock.steps[src] == [(1, 20.0), (3, 30.0), (4, 40.0)]
+    assert clock.high_before(src, 3) == 20.0 and clock.high_before(src, 5) == 40.0
+    clock.prune(src, 5)
+    assert clock.steps[src] == [(4, 40.0)] and clock.high_before(src, 5) == 40.0
+    clock.forget([1])
+    assert src not in clock.steps and clock.high_before(src, 5) is None
+
+
+def test_commit_metadata_is_exact_and_anything_else_reads_as_nothing() -> None:
+    from processors.watermark import decode_high, encode_high
+
+    t = 1767225600.123456
+    assert decode_high(encode_high(t)) == t
+    assert encode_high(None) == ""
+    for other in (None, "", "radar-high:", "radar-high:x", "radar-high:nan", "radar-high:inf",
+                  "someone else's", "1767225600.0"):
+        assert decode_high(other) is None

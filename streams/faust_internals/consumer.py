@@ -1,9 +1,5 @@
-"""Every touch of faust-streaming's internals, in one place, for the pinned version (a test
-checks it): the batch consumer below, and the few private attributes the worker reads or sets
-(``committed_offsets``, ``last_poll``, ``partition_count``, ``set_current_event``,
-``set_table_serializers``, ``worker_class``).
-
-The batch consumer hands agents a whole fetch at a time instead of one message at a time.
+"""The batch consumer (of streams.faust_internals, for the pinned faust-streaming version): it
+hands agents a whole fetch at a time instead of one message at a time.
 
 Stock Faust delivers each message as its own event (a task switch, a queue put and get, a
 reference count): about 10k messages/s on our 2-core machine, whatever the agent does. Here
@@ -26,7 +22,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from faust.exceptions import NotReady
+from aiokafka.errors import CommitFailedError
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, AppT
 
@@ -68,10 +65,70 @@ def count_revocation(app: AppT) -> None:
     app._radar_revocations = _revocations(app) + 1  # type: ignore[attr-defined]
 
 
+def keep_through_resumes(queue: Any, flow: Any) -> None:
+    """Keep ``queue`` (an agent's channel queue) when Faust resumes the flow.
+
+    Faust's flow control clears every agent queue each time it resumes the flow, and a
+    rebalance's recovery resumes it more than once: it resumes the stream partitions, seeks them
+    to their committed offsets, then resumes the flow again. Batches handed to the agent in
+    between were dropped without a trace while their offsets were read past, so they were never
+    read again, and three workers stalled on sources that never delivered (issue 12). A batch
+    fetched before a rebalance is told apart by ``is_stale`` (and Faust's stream skips it), so
+    nothing is cleared from our queues: a revocation's seek reads it again."""
+    if getattr(queue, "_clear_on_resume", False):
+        queue._clear_on_resume = False
+        flow._queues.discard(queue)
+
+
+class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, committing each offset with the metadata the consumer gave for
+    it (``BatchConsumer.commit_metadata``), as Faust's own commit does with none: the
+    partitions no longer assigned are left out, a commit refused after a rebalance returns
+    False, any other failure crashes the consumer."""
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        metadata: dict[tuple[str, int, int], str] = self.__dict__.get("_radar_metadata", {})
+        assigned = self.assignment()
+        kept = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        try:
+            self.tp_last_committed_at.update(dict.fromkeys(kept, time.monotonic()))
+            await self._ensure_consumer().commit({
+                TopicPartition(tp.topic, tp.partition):
+                    OffsetAndMetadata(offset, metadata.get((tp.topic, tp.partition, offset), ""))
+                for tp, offset in kept.items()})
+        except CommitFailedError as exc:
+            if "already rebalanced" in str(exc):
+                return False
+            self.log.exception("Committing raised exception: %r", exc)
+            await self.crash(exc)
+            return False
+        except Exception as exc:
+            self.log.exception("Committing %r raised %r; assignment: %r", kept, exc, assigned)
+            await self.crash(exc)
+            return False
+        return True
+
+
 class BatchConsumer(faust_aiokafka.Consumer):
     #: topics delivered as batches; every other topic (a table's changelog, read by Faust's
     #: recovery one event at a time) goes the stock way, message by message
     batch_topics: frozenset[str] = frozenset()
+    #: what to commit with an offset of a partition (``set_commit_metadata``)
+    commit_metadata: Callable[[TP, int], str] | None = None
+
+    def _new_consumer_thread(self) -> BatchConsumerThread:
+        return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        """Commit, each offset with its metadata, worked out here in the event loop's thread
+        (the stage's state is not the consumer thread's to read)."""
+        describe = self.commit_metadata
+        if describe is not None:
+            self._thread._radar_metadata = {  # type: ignore[attr-defined]
+                (tp.topic, tp.partition, offset): describe(tp, offset)
+                for tp, offset in offsets.items()}
+        committed: bool = await super()._commit(offsets)
+        return committed
 
     @property
     def _handed(self) -> dict[TP, tuple[int, int]]:
@@ -150,6 +207,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         for channel, messages in per_channel.items():
             messages.revocations = revocations
             first = messages[0]
+            keep_through_resumes(channel.queue, app.flow_control)
             # backpressure: a full channel queue holds the fetch loop here
             await channel.queue.put(app.create_event(first.key, messages, {}, first))
             for m in messages:  # offset order within each partition
@@ -255,10 +313,12 @@ class BatchTransport(faust_aiokafka.Transport):
     def __init__(self, url: Any, app: AppT, batch_topics: frozenset[str]) -> None:
         super().__init__(url, app)
         self.batch_topics = batch_topics
+        self.commit_metadata: Callable[[TP, int], str] | None = None
 
     def create_consumer(self, callback: Any, **kwargs: Any) -> Any:
-        consumer = super().create_consumer(callback, **kwargs)
-        cast(BatchConsumer, consumer).batch_topics = self.batch_topics
+        consumer = cast(BatchConsumer, super().create_consumer(callback, **kwargs))
+        consumer.batch_topics = self.batch_topics
+        consumer.commit_metadata = self.commit_metadata
         return consumer
 
 
@@ -268,95 +328,7 @@ def use_batch_consumer(app: AppT, topics: set[str]) -> None:
     app.transport = BatchTransport(app.conf.broker_consumer, app, frozenset(topics))
 
 
-def partition_report(consumer: Any, tp: TP) -> str:
-    """What Faust and aiokafka know of a partition's reading, in one line, for a log: Faust's
-    active and paused sets and read offset; aiokafka's assignment, position, pause and reset
-    state, its buffered fetch result and whether a fetch is in flight; when records last came.
-    Every lookup is guarded: this is for a warning, and must never fail."""
-    parts = [f"{tp.topic}[{tp.partition}]"]
-
-    def add(name: str, get: Callable[[], Any]) -> None:
-        try:
-            parts.append(f"{name}={get()!r}")
-        except Exception as exc:  # noqa: BLE001  (a report, never an error)
-            parts.append(f"{name}=<{type(exc).__name__}>")
-
-    add("faust_active", lambda: tp in (consumer._active_partitions or ()))
-    add("faust_paused", lambda: tp in consumer._paused_partitions)
-    add("faust_read", lambda: consumer._read_offset[tp])
-    add("committed", lambda: committed_offsets(consumer).get(tp))
-    add("highwater", lambda: consumer.highwater(tp))
-    received = consumer.__dict__.get("_radar_received", {}).get(tp)
-    parts.append("received_s_ago=" + (f"{time.monotonic() - received:.1f}"
-                                      if received is not None else "never"))
-    try:
-        client = consumer._thread._ensure_consumer()
-        assignment = client._subscription.subscription.assignment
-        fetcher = client._fetcher
-    except Exception as exc:  # noqa: BLE001
-        parts.append(f"aiokafka=<{type(exc).__name__}>")
-        return " ".join(parts)
-    add("assigned", lambda: tp in assignment.tps)
-    add("state", lambda: assignment.state_value(tp))
-    add("paused", lambda: assignment.state_value(tp).paused)
-    add("buffered", lambda: fetcher._records.get(tp))
-    add("in_flight", lambda: sorted(fetcher._in_flight))
-    add("last_poll", lambda: client.last_poll_timestamp(tp))
-    return " ".join(parts)
-
-
-def committed_offsets(consumer: Any) -> Mapping[TP, int]:
-    """The offsets the consumer last committed, per partition (empty before the first)."""
-    committed: Mapping[TP, int] = getattr(consumer, "_committed_offset", {})
-    return committed
-
-
-def last_poll(consumer: Any) -> Callable[[TP], int | None] | None:
-    """When the broker last answered a fetch for a partition (ms since the epoch), or None
-    while unknown (the consumer is not started yet, e.g. while a restarted worker waits to
-    join its group)."""
-    try:
-        polled: Callable[[TP], int | None] = \
-            consumer._thread._ensure_consumer().last_poll_timestamp
-    except (AttributeError, RuntimeError, NotReady):
-        return None
-    return polled
-
-
-def partition_count(consumer: Any, topic: str) -> int | None:
-    """How many partitions ``topic`` has, by the consumer's cluster metadata (None while not
-    known). Faust's ``topic_partitions`` reads the group coordinator's snapshot, which only the
-    group's leader fills."""
-    try:
-        found = consumer._thread._ensure_consumer().partitions_for_topic(topic)
-    except (AttributeError, RuntimeError, NotReady):
-        return None
-    return len(found) if found else None
-
-
-def set_current_event(stream: Any, event: Any) -> None:
-    """Make ``event`` the stream's current one: a table write then goes to that event's
-    partition."""
-    stream._set_current_event(event)
-
-
-def set_table_serializers(table: Any, key: Any, value: Any) -> None:
-    """A table encodes keys and values with its own serializers (taken from key_type and
-    value_type, "json" by default), not its schema's; its store takes them when first used,
-    and its changelog topic, made when the table was registered, is made again with them (it
-    reads the changelog back in recovery and for standbys)."""
-    table.key_serializer = key
-    table.value_serializer = value
-    table.changelog_topic = table._new_changelog_topic()
-
-
-def worker_class(on_shutdown: Callable[[], Any]) -> type[Any]:
-    """Faust's Worker, calling ``on_shutdown`` first when a signal asks it to stop."""
-    from faust import Worker
-
-    class RadarWorker(Worker):
-        def _schedule_shutdown(self, signal: Any) -> None:
-            on_shutdown()
-            super()._schedule_shutdown(signal)
-
-    return RadarWorker
+def set_commit_metadata(app: AppT, describe: Callable[[TP, int], str]) -> None:
+    """Commit every offset with ``describe(tp, offset)`` as its metadata (a source's place in
+    event time before it: see processors.watermark.EventClock). Before the consumer is made."""
+    cast(BatchTransport, app.transport).commit_metadata = describe
