@@ -101,3 +101,38 @@ def test_a_source_lagging_beyond_the_idle_time_cancels_withdraws_or_is_late(
     # the withdrawn account is judged again: not at risk for a silence that did not happen
     tiers = dict(radar.sql("SELECT account_id, tier FROM account_state FINAL"))
     assert tiers["acct-withdraw"] != "at_risk" and tiers["acct-late"] == "at_risk"
+
+
+def test_each_commit_carries_its_sources_place_in_event_time(radar: RadarEnv) -> None:
+    """Open 6 of issue 12: a worker commits each input partition's offset with the source's
+    latest event time over the offsets below it (commit metadata), which the next reader of
+    that partition starts from: events late in their source are then placed as by a reader
+    that read from the start. Here one account's impressions, two of them late in their
+    partition; the commit after all five says day 8, the source's latest."""
+    from kafka.admin import KafkaAdminClient
+
+    from processors.watermark import decode_high
+    from streams.launch import wait_until_committed
+
+    radar.env.update({"RADAR_SIGNALS": "true", "RADAR_IDLE_SOURCE_SECONDS": "1"})
+    days = [1, 5, 3, 8, 2]  # 3 and 2 arrive after later ones: late in their source
+    publish(radar, [event(900 + i, "ad_impression", account="acct-place", occurred_at=at(d))
+                    for i, d in enumerate(days)])
+    worker = radar.start_worker()
+    topic = radar.settings.topics.for_type("ad_impression")
+    wait_until_committed(radar.settings, radar.settings.app_id, [topic], timeout=90)
+    radar.stop(worker)
+    admin = KafkaAdminClient(bootstrap_servers=radar.env["RADAR_KAFKA_BOOTSTRAP"])
+    try:
+        group = radar.settings.app_id
+        offsets = admin.list_group_offsets(group).get(group, {})
+    finally:
+        admin.close()
+    ours = {tp: meta for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0}
+    assert len(ours) == 1, offsets  # one account: one partition
+    (meta,) = ours.values()
+    assert meta.offset == len(days)
+    assert decode_high(meta.metadata) == (START + timedelta(days=8)).timestamp()
+    # every other input partition committed carries no time it never saw
+    others = [m.metadata for tp, m in offsets.items() if tp.topic != topic or m.offset == 0]
+    assert all(decode_high(m) is None for m in others), others
