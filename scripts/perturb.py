@@ -65,6 +65,9 @@ of appearance), and which partitions moved when.
 - ``no-keys3``: three workers, settled, then the world published without keys (as
   ``no-keys``): most events land on a partition that another worker owns than their account's,
   and reach their owner through the workers' rerouted topic.
+- ``no-keys3-forming``: as ``no-keys3``, but the world is published while the group forms
+  (the rebalances happen while events flow, which is when most of the faults of issue 12
+  showed).
 
 Pass = the same set of open signal ids and the same number of events stored as the reference;
 for the several-worker runs also, without FINAL, as many rows in ``events`` as distinct event
@@ -134,11 +137,12 @@ __all__ = ["OPEN_SIGNALS_SQL", "PERTURBATIONS", "Comparison", "Harness", "Harnes
 PERTURBATIONS: tuple[str, ...] = (
     "replay", "replay-1000", "live", "slow-producer", "skewed", "topic-by-topic", "no-keys",
     "librdkafka", "mixed-partitioners", "broker-outage", "kill9",
-    "workers3", "scale1to3to1", "kill9of3", "no-keys3",
+    "workers3", "scale1to3to1", "kill9of3", "no-keys3", "no-keys3-forming",
 )
 # runs whose ``events`` rows must be exact without FINAL too: only workers change in them (the
 # store runs throughout, on a broker that stays up), so each event is stored once
-SEVERAL_WORKERS = frozenset({"workers3", "scale1to3to1", "kill9of3", "no-keys3"})
+SEVERAL_WORKERS = frozenset({"workers3", "scale1to3to1", "kill9of3", "no-keys3",
+                             "no-keys3-forming"})
 EXACT_ROWS = SEVERAL_WORKERS
 GROUP_SETTLE_TIMEOUT_S = 120.0  # for the group to settle after workers start or stop
 # after a SIGKILL: the session timeout (60 s) and then a rebalance
@@ -473,7 +477,7 @@ class Harness:
         elif name == "live":
             stack.start_worker()
             stack.publish_file(self.world)
-        elif name in ("workers3", "no-keys3"):
+        elif name in ("workers3", "no-keys3", "no-keys3-forming"):
             watch = stack.watch_group()
             first = time.monotonic()
             for _ in range(3):
@@ -482,14 +486,17 @@ class Harness:
                 stack.publish_file(self.world)
                 stack.notes.append("3 workers started one after the other, then radar publish")
             else:  # most events land on a partition another worker owns than their account's
-                watch.wait_settled(3, GROUP_SETTLE_TIMEOUT_S, stack.check_running)
+                settle = name == "no-keys3"
+                if settle:
+                    watch.wait_settled(3, GROUP_SETTLE_TIMEOUT_S, stack.check_running)
                 keyless = KafkaPythonProducer(stack.settings, keys="none")
                 try:
                     feed(keyless, self.records)
                 finally:
                     keyless.close()
-                stack.notes.append("3 workers started one after the other, settled, then the "
-                                   "world published without keys")
+                stack.notes.append("3 workers started one after the other, "
+                                   f"{'settled, then' if settle else 'while'} the world "
+                                   "published without keys")
             settled = watch.wait_settled(3, GROUP_SETTLE_TIMEOUT_S, stack.check_running)
             stack.notes.append(f"group settled {settled.t - first:.1f}s after the first worker "
                                f"was started: {watch.show(settled)}")

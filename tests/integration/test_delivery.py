@@ -70,14 +70,6 @@ def test_the_open_signals_are_those_of_the_in_order_replay(harness: Harness,
 SEVERAL_WORKERS_TIMEOUT_S = 45.0
 
 
-# A stall still open (README, "Several workers"): now and then, partitions that the consumer
-# rewound around a table's recovery are never fetched again (aiokafka returns no records for
-# them), and no watermark can pass their sources. Seen in 1 of 4 no-keys3 runs with the group
-# settled first; the other several-worker runs have not shown it since the fixes of this work.
-KNOWN_STALL = {"no-keys3": "known stall: partitions rewound around a table's recovery are "
-                           "never fetched again"}
-
-
 class SignalsDiffer(AssertionError):
     """The open signal ids are not the reference's."""
 
@@ -88,6 +80,7 @@ class PartitionsStalled(AssertionError):
 
 @pytest.mark.parametrize(("perturbation", "sizes"), [
     ("workers3", [3]), ("scale1to3to1", [1, 3, 1]), ("kill9of3", [3, 2]), ("no-keys3", [3]),
+    ("no-keys3-forming", [3]),
 ])
 def test_several_workers_give_the_signals_of_one(harness: Harness, perturbation: str,
                                                   sizes: list[int]) -> None:
@@ -96,9 +89,6 @@ def test_several_workers_give_the_signals_of_one(harness: Harness, perturbation:
         comparisons: list[Comparison] = harness.run(perturbation)
     except HarnessError as exc:
         if "to commit after" in str(exc) or "not committed to their end" in str(exc):
-            if perturbation in KNOWN_STALL:
-                # reported as xfailed, never as passed; wrong signals or rows still fail
-                pytest.xfail(f"{KNOWN_STALL[perturbation]}\n{exc}")
             raise PartitionsStalled(str(exc)) from exc
         raise
     [comparison] = comparisons
