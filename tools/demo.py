@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from processors.notify.messages import summary
 from streams import kafka_local
 from streams.launch import LaunchError, launch, stop, wait_until_stored
 from streams.publish import publish_file
@@ -64,26 +65,13 @@ def _start(command: str, settings: Settings) -> subprocess.Popen[bytes]:
 def describe_alert(signal: dict[str, Any]) -> str:
     """One line a revenue team can act on: when, which account, who, and why."""
     ev = signal.get("evidence") or {}
-    who = signal.get("stakeholder_id") or "-"
     kind = signal.get("type", "?")
-    if kind == "champion_left":
-        role = ", ".join(str(x) for x in (ev.get("title"), ev.get("function")) if x)
-        renewal = ev.get("renewal_in_days")
-        why = f"champion {who} ({role}) left" + \
-            (f"; renewal in {renewal} days" if renewal is not None else "")
-    elif kind == "succession_overdue":
-        why = f"{ev.get('threshold_days', 30)} days after {who} left, nobody who joined since " \
-            "has been reached"
-    elif ev.get("reasons"):
-        why = "; ".join(str(r) for r in ev["reasons"])
-    else:
-        why = kind.replace("_", " ")
     day = str(signal.get("occurred_at", ""))[:10]
     if signal.get("status") == "withdrawn":  # the same alert again: a later event broke it
         broke = (ev.get("withdrawn_by") or {}).get("event_id", "?")
         return f"  WITHDRAWN {day} {kind:<15} {signal.get('account_id', '?'):<14} " \
             f"event {broke} arrived late and proved it premature"
-    return f"  ALERT {day} {kind:<19} {signal.get('account_id', '?'):<14} {why}"
+    return f"  ALERT {day} {kind:<19} {signal.get('account_id', '?'):<14} {summary(signal)}"
 
 
 class AlertTail(threading.Thread):
