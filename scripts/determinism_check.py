@@ -69,6 +69,14 @@ def world_events(config: SimConfig, settings: Settings) -> list[InputEvent]:
     return events
 
 
+def disordered(events: list[InputEvent], fraction: float, rng: random.Random) -> list[InputEvent]:
+    """The events with ``fraction`` of them published up to 50 places later: late in their
+    source (written after later events of it), as a batch upload from a phone would be."""
+    keys = [i + (rng.randint(1, 50) + 0.5 if rng.random() < fraction else 0)
+            for i in range(len(events))]
+    return [e for _, e in sorted(zip(keys, events, strict=True), key=lambda pair: pair[0])]
+
+
 def broker_logs(events: list[InputEvent], settings: Settings, keyless: random.Random | None = None
                 ) -> dict[Source, list[AcceptedEvent]]:
     """The events as the broker holds them: one log per source (topic, partition), each in
@@ -170,7 +178,8 @@ class Uncounted:
 
 
 def several_workers(settings: Settings, logs: dict[Source, list[AcceptedEvent]], workers: int,
-                    batch: int, seed: int, rebalances: int = 0) -> Run:
+                    batch: int, seed: int, rebalances: int = 0, commit_times: bool = True
+                    ) -> Run:
     """``workers`` consumers sharing the partitions (worker w owns those p with p % workers ==
     w, of every input and of the rerouted topic), each reading its sources and its rerouted
     partitions in fetches as ``interleaved`` does, in a random order of turns. A misrouted event
@@ -181,7 +190,10 @@ def several_workers(settings: Settings, logs: dict[Source, list[AcceptedEvent]],
 
     ``rebalances``: times the partitions move to other workers, spread over the stream; as in
     Kafka's eager protocol every worker forgets what it held, and every partition is read again
-    from its committed offset (messages acknowledged since the last commit are read twice)."""
+    from its committed offset (messages acknowledged since the last commit are read twice).
+    Each input commit carries the source's place in event time before it, and the source's new
+    owner starts from it, as the worker's commit metadata does (``commit_times``; without it, a
+    source read again starts from nothing)."""
     rng = random.Random(seed)
     partitions = settings.topic_partitions
     every = [(topic, p) for topic in settings.topics.inputs for p in range(partitions)]
@@ -194,6 +206,7 @@ def several_workers(settings: Settings, logs: dict[Source, list[AcceptedEvent]],
     # acknowledged offsets, and the committed one, of each input source and rerouted partition
     acked: dict[Any, set[int]] = {}
     committed: dict[Any, int] = {}
+    committed_high: dict[Source, float] = {}  # what each input commit carries (metadata)
 
     def assign(shift: int) -> None:
         for w in range(workers):
@@ -204,12 +217,21 @@ def several_workers(settings: Settings, logs: dict[Source, list[AcceptedEvent]],
         for key, offset in tokens:
             acked.setdefault(key, set()).add(offset)
 
+    def owner_of(source: Source) -> int:
+        return next(w for w in range(workers) if source in assigned[w])
+
     def commit() -> None:
         for key, done in acked.items():
             n = committed.get(key, 0)
             while n in done:
                 n += 1
             committed[key] = n
+            if key[0] == "in" and commit_times:
+                clock = stages[owner_of(key[1])].event_clock
+                high = clock.high_before(key[1], n)
+                if high is not None:
+                    committed_high[key[1]] = high
+                clock.prune(key[1], n)
 
     def pending(source: Source) -> bool:
         return cursor[source] < len(logs.get(source, ()))
@@ -237,6 +259,9 @@ def several_workers(settings: Settings, logs: dict[Source, list[AcceptedEvent]],
         marked[:] = [None] * workers  # marks of every source again, for the new owners
         for source in every:
             cursor[source] = committed.get(("in", source), 0)
+            if source in committed_high:
+                stages[owner_of(source)].event_clock.seed(source, cursor[source],
+                                                           committed_high[source])
         for p in rerouted:
             read[p] = committed.get(("rr", p), 0)
 
@@ -383,27 +408,39 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="consumers sharing the partitions (misrouted events forwarded)")
     parser.add_argument("--rebalances", type=int, default=0,
                         help="with --workers: times the partitions move during the stream")
+    parser.add_argument("--disorder", type=float, default=0.0,
+                        help="this fraction of events published up to 50 places late (late in "
+                             "their source); the reference then reads the runs' own logs")
+    parser.add_argument("--no-commit-times", action="store_true",
+                        help="with --rebalances: a source read again starts its place in event "
+                             "time from nothing (the worker before commit metadata)")
     args = parser.parse_args(argv)
 
     settings = load_settings({})
     started = time.perf_counter()
     events = world_events(SimConfig(accounts=args.accounts, days=args.days, seed=args.seed),
                           settings)
+    if args.disorder:
+        events = disordered(events, args.disorder, random.Random(f"disorder:{args.seed}"))
     keyed = broker_logs(events, settings)
     logs = broker_logs(events, settings, random.Random(f"keyless:{args.seed}")) \
         if args.no_keys else keyed
     print(f"world: {args.accounts} accounts x {args.days} days, seed {args.seed}: "
           f"{len(events):,} events in {len(logs)} sources ({settings.topic_partitions} "
           f"partitions{', no keys' if args.no_keys else ''}; {time.perf_counter() - started:.1f}s)")
-    reference = one_fetch(settings, keyed)
-    print(f"reference (keyed, one fetch): {tally(reference)} ({reference.seconds:.1f}s)")
+    # late events are placed where their own source had got to: another partitioning is
+    # another input, so the reference then reads the runs' logs, in one fetch
+    reference = one_fetch(settings, logs if args.disorder else keyed)
+    print(f"reference ({'the same logs' if args.disorder else 'keyed'}, one fetch): "
+          f"{tally(reference)} ({reference.seconds:.1f}s)")
     first: Run | None = None
     mismatches = 0
     seed = args.shuffle_seed
     for batch in args.batch:
         for _ in range(args.runs):
             run = interleaved(settings, logs, batch, seed) if args.workers == 1 else \
-                several_workers(settings, logs, args.workers, batch, seed, args.rebalances)
+                several_workers(settings, logs, args.workers, batch, seed, args.rebalances,
+                                not args.no_commit_times)
             seed += 1
             first = first or run
             vs_reference = difference(reference, run, args.show)
