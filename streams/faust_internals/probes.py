@@ -5,6 +5,8 @@ class, and the report of a partition that stopped moving."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -12,6 +14,10 @@ from typing import Any
 from aiokafka.structs import TopicPartition
 from faust.exceptions import NotReady
 from faust.types import TP
+
+log = logging.getLogger(__name__)
+# how long reading where a partition's reading starts may take (streams.signal_agent)
+COMMITTED_TIMEOUT_S = 5.0
 
 
 def partition_report(consumer: Any, tp: TP) -> str:
@@ -51,23 +57,30 @@ def partition_report(consumer: Any, tp: TP) -> str:
     return " ".join(parts)
 
 
-async def committed_metadata(consumer: Any, tps: list[TP]) -> dict[TP, tuple[int, str]]:
-    """The committed offset and metadata of each partition still assigned and committed."""
+async def committed_metadata(consumer: Any, tps: list[TP], timeout: float = COMMITTED_TIMEOUT_S
+                             ) -> dict[TP, tuple[int, str]]:
+    """The committed offset and metadata of each partition still assigned and committed; what
+    is not known within ``timeout`` (a rebalance under way) is left out, and said. The wait
+    holds one of the consumer thread's two call workers, so it is bounded."""
     client = consumer._thread._ensure_consumer()
 
     async def fetch() -> dict[TP, tuple[int, str]]:  # in the consumer's thread
         assignment = client._subscription.subscription.assignment
-        found: dict[TP, tuple[int, str]] = {}
-        for tp in tps:
-            ktp = TopicPartition(tp.topic, tp.partition)
-            if assignment is None or ktp not in assignment.tps:
-                continue  # revoked since
-            point = await assignment.state_value(ktp).fetch_committed()
-            if point.offset >= 0:
-                found[tp] = (point.offset, point.metadata or "")
-        return found
+        if assignment is None:
+            return {}
+        asked = [tp for tp in tps if TopicPartition(tp.topic, tp.partition) in assignment.tps]
+        points = await asyncio.wait_for(asyncio.gather(*(
+            assignment.state_value(TopicPartition(tp.topic, tp.partition)).fetch_committed()
+            for tp in asked)), timeout)
+        return {tp: (point.offset, point.metadata or "")
+                for tp, point in zip(asked, points, strict=True) if point.offset >= 0}
 
-    result: dict[TP, tuple[int, str]] = await consumer._thread.call_thread(fetch)
+    try:
+        result: dict[TP, tuple[int, str]] = await consumer._thread.call_thread(fetch)
+    except Exception as exc:  # noqa: BLE001  (a timeout, a rebalance: the worker goes on)
+        log.warning("the committed offsets of %s could not be read (%r): their sources start "
+                    "their place in event time from nothing", tps, exc)
+        return {}
     return result
 
 

@@ -56,3 +56,31 @@ def test_the_partition_report_never_fails_and_says_what_it_could_not_read() -> N
                  "highwater=40", "received_s_ago=never", "aiokafka=<RuntimeError>"):
         assert part in line
     assert "faust_active" in partition_report(SimpleNamespace(), tp)  # nothing readable
+
+
+def test_reading_where_partitions_start_never_stops_the_worker() -> None:
+    """``committed_metadata`` waits in one of the consumer thread's two call workers: a
+    rebalance that never answers must not hold it (nor the agent) for good."""
+    import asyncio
+
+    from streams.faust_internals import committed_metadata
+
+    tp = TP("events", 0)
+
+    class Never:
+        def fetch_committed(self) -> Any:
+            return asyncio.get_running_loop().create_future()  # never resolved
+
+    from aiokafka.structs import TopicPartition
+
+    assignment = SimpleNamespace(tps={TopicPartition("events", 0)},
+                                 state_value=lambda ktp: Never())
+    client = SimpleNamespace(_subscription=SimpleNamespace(
+        subscription=SimpleNamespace(assignment=assignment)))
+
+    async def call_thread(fn: Any) -> Any:
+        return await fn()
+
+    consumer = SimpleNamespace(_thread=SimpleNamespace(_ensure_consumer=lambda: client,
+                                                       call_thread=call_thread))
+    assert asyncio.run(committed_metadata(consumer, [tp], timeout=0.05)) == {}
