@@ -314,3 +314,23 @@ def test_the_rerouter_writes_forwards_then_marks_of_what_changed_and_all_of_them
         assert len(sent) == 3 and sent[0][2] == {a: (6.0, False), b: (None, False)}
 
     asyncio.run(run())
+
+
+def test_the_stall_report_names_what_holds_a_partitions_watermark() -> None:
+    """The stalled-partition warning (streams.stall) says, from the stage, which sources hold
+    a partition back: its own that delivered nothing, others unmarked or marked empty."""
+    from faust.types import TP
+
+    from processors.watermark import SourceActivity
+    from streams.metrics import Metrics
+    from streams.signal_agent import SignalAgentState
+
+    w = Worker()
+    agent = SignalAgentState(w.stage, None, {}, SourceActivity(30), Metrics())  # type: ignore[arg-type]
+    w.stage.admit([(w.item("outreach_reply", T0, "r1", HOME, 0), "r1")])
+    w.stage.progress(0, {(REPLIES, 1): (None, False)})
+    line = agent.report(TP(REPLIES, 0))
+    for part in (f"high={T0.timestamp()}", "held_here=1", "watermark=None",
+                 f"own_unread=[('{CONTENT}', 0)]", f"unmarked=[('{CONTENT}', 1)]",
+                 f"marked_empty=[('{REPLIES}', 1)]"):
+        assert part in line, (part, line)
