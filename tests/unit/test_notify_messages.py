@@ -89,3 +89,14 @@ def test_webhooks_carry_the_signal_and_a_signature_the_receiver_can_check() -> N
     assert signature(secret, raw) == f"sha256={expected}"
     assert signature(secret, raw + b" ") != signature(secret, raw)
     assert idempotency_key("s1", "crm-hook") == "s1:crm-hook"
+
+
+def test_retry_after_is_read_as_seconds_or_a_date_and_bounded() -> None:
+    from sinks.webhook import RETRY_AFTER_MAX_S, retry_after_seconds
+
+    assert retry_after_seconds("7", NOW) == 7.0
+    assert retry_after_seconds("Wed, 02 Dec 2026 09:00:30 GMT", NOW) == 30.0
+    assert retry_after_seconds("Wed, 02 Dec 2026 08:00:00 GMT", NOW) == 0.0  # past
+    assert retry_after_seconds("999999", NOW) == RETRY_AFTER_MAX_S
+    for nothing in (None, "", "soon", "-5"):
+        assert retry_after_seconds(nothing, NOW) is None
