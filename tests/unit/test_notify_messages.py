@@ -100,3 +100,43 @@ def test_retry_after_is_read_as_seconds_or_a_date_and_bounded() -> None:
     assert retry_after_seconds("999999", NOW) == RETRY_AFTER_MAX_S
     for nothing in (None, "", "soon", "-5"):
         assert retry_after_seconds(nothing, NOW) is None
+
+
+def test_one_signal_is_delivered_once_per_destination_and_a_withdrawal_follows_up() -> None:
+    from processors.notify.plan import follow_up_key, plan
+    from schemas.notify import load_notify_config
+
+    config = load_notify_config('''
+[[destination]]
+name = "cs"
+kind = "slack"
+url = "https://hooks.example.com/cs"
+[[destination]]
+name = "crm"
+kind = "webhook"
+url = "http://127.0.0.1:8800/hook"
+[[route]]
+destination = "cs"
+owners = ["ana@example.com"]
+[[route]]
+destination = "crm"
+''', {})
+    record: dict[str, str] = {}
+    alert = signal()
+    first = plan(alert, "ana@example.com", config, record.get, [], NOW)
+    assert [(p.destination, p.message, p.verdict, p.key) for p in first] == \
+        [("cs", "alert", "deliver", "s1:cs"), ("crm", "alert", "deliver", "s1:crm")]
+    record["s1:cs"] = "delivered"
+    record["s1:crm"] = "dead_lettered"
+    assert plan(alert, "ana@example.com", config, record.get, [], NOW) == []  # once
+    withdrawn = signal(status="withdrawn")
+    again = plan(withdrawn, "ana@example.com", config, record.get, [], NOW)
+    assert [(p.destination, p.message, p.key) for p in again] == \
+        [("cs", "follow_up", "s1:cs:withdrawn")]  # only where the alert went out
+    record[follow_up_key("s1", "cs")] = "delivered"
+    assert plan(withdrawn, "ana@example.com", config, record.get, [], NOW) == []
+    old = signal(signal_id="s2", detected_at="2025-12-01T09:00:00+00:00")
+    assert {p.verdict for p in plan(old, None, config, {}.get, [], NOW)} == {"stale"}
+    held = [Snooze("acct-7", NOW + timedelta(days=1))]
+    assert {p.verdict for p in plan(signal(signal_id="s3"), None, config, {}.get, held, NOW)} \
+        == {"snoozed"}
