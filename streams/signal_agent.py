@@ -191,8 +191,9 @@ class SignalAgentState:
         """Applies the batch (``messages``: all of it; ``forwarded`` events and progress
         ``marks`` read on the rerouted topic); returns what resolves to the messages whose
         events are applied and sent (signals and state), or forwarded."""
-        new = sorted({TP(m.topic, m.partition) for m in messages if m.topic in self.inputs and
-                      (m.topic, m.partition) not in self.offsets})
+        sources = {(m.topic, m.partition) for m in messages}  # a few per batch
+        new = sorted(TP(*source) for source in sources
+                     if source[0] in self.inputs and source not in self.offsets)
         starts = await self.commits(new) if new and self.commits is not None else {}
 
         def taken() -> None:  # under the stage's lock: no revocation is being handled
