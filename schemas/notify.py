@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -173,3 +173,38 @@ def load_notify_config(text: str, env: Mapping[str, str]) -> NotifyConfig:
         raise NotifyConfigError(
             [f"{_where(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
              for e in exc.errors()]) from exc
+
+
+# --- what radar notify records (topic ``<prefix>.notify-deliveries``, table alert_deliveries)
+
+# what became of a (signal, destination), for good: pushed and answered 2xx; recorded and not
+# pushed (too old, the account snoozed); given up after ``give_up_after`` (or refused by a 4xx)
+Outcome = Literal["delivered", "stale", "snoozed", "dead_lettered"]
+MessageKind = Literal["alert", "follow_up", "digest"]
+
+
+class DeliveryRecord(BaseModel):
+    """One record per Idempotency-Key, written once its outcome is known: on the deliveries
+    topic (compacted, key = ``key``, on the partition of the signal it is about) it is what
+    stops a restarted or rebalanced notifier from sending twice; ``radar store`` copies it into
+    ClickHouse ``alert_deliveries``. It never holds a URL or a secret."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    key: str = Field(min_length=1)  # the Idempotency-Key sent with the message
+    signal_id: str | None = None  # None for a digest
+    destination: str
+    message: MessageKind
+    outcome: Outcome
+    attempts: int = Field(default=0, ge=0)  # HTTP attempts (0 when nothing was pushed)
+    http_status: int | None = None  # the last answer's status
+    error: str | None = None  # why it was dead-lettered
+    signal_type: str | None = None
+    severity: str | None = None
+    account_id: str | None = None
+    owner: str | None = None
+    detected_at: datetime | None = None  # the signal's (wall clock)
+    recorded_at: datetime  # when its outcome was known
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()

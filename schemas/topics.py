@@ -13,10 +13,14 @@ INPUT_SUFFIX_BY_TYPE: dict[str, str] = {
     "account_profile": "accounts",
 }
 OUTPUT_SUFFIXES: tuple[str, ...] = ("dead-letters", "signals", "alerts", "account-tiers",
-                                    "account-state", "erasures")
+                                    "account-state", "erasures", "notify-deliveries",
+                                    "notify-snoozes")
 # erasures: one record per erased subject (key = its hash), read whole by every worker;
-# account-state: the latest state row per account (key = account_id), what `radar store` keeps
-COMPACTED_SUFFIXES: frozenset[str] = frozenset({"accounts", "erasures", "account-state"})
+# account-state: the latest state row per account (key = account_id), what `radar store` keeps;
+# notify-deliveries: radar notify's record of each (signal, destination) (key = the
+# Idempotency-Key), on the partition of the signal; notify-snoozes: `radar snooze`'s holds
+COMPACTED_SUFFIXES: frozenset[str] = frozenset({"accounts", "erasures", "account-state",
+                                                "notify-deliveries", "notify-snoozes"})
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,14 @@ class TopicNames:
     @property
     def erasures(self) -> str:
         return self.name("erasures")
+
+    @property
+    def notify_deliveries(self) -> str:
+        return self.name("notify-deliveries")
+
+    @property
+    def notify_snoozes(self) -> str:
+        return self.name("notify-snoozes")
 
     def all(self) -> list[str]:
         return self.inputs + [self.name(s) for s in OUTPUT_SUFFIXES]

@@ -3,6 +3,10 @@ JSON body, retried with backoff on connection errors, 429 and 5xx (``Retry-After
 in seconds or as a date), given up after ``give_up_after`` (then dead-lettered by the caller).
 Any other answer (a 4xx: a wrong URL, a receiver that refuses the body) is not retried: it
 will not get better. The retrying is tenacity's; the clock and the sleep are handed in.
+
+A delivery can be abandoned (its signal's partition went to another notifier): it stops
+waiting at once, but an attempt already sent is awaited, so its answer is known and recorded,
+and the other notifier does not send it again.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ RETRY_AFTER_MAX_S = 3600.0  # a receiver asking for more is waited for this long
 
 @dataclass(frozen=True)
 class DeliveryResult:
-    outcome: Literal["delivered", "dead_lettered"]
+    # abandoned: stopped before a 2xx because ``abandon`` was set; nothing to record
+    outcome: Literal["delivered", "dead_lettered", "abandoned"]
     attempts: int
     status: int | None  # the last HTTP status, None when no answer came
     error: str | None = None  # why it was given up
@@ -42,6 +47,10 @@ class _Retryable(Exception):
         super().__init__(why)
         self.status = status
         self.retry_after = retry_after
+
+
+class _Abandoned(Exception):
+    pass
 
 
 class _Refused(Exception):
@@ -105,22 +114,50 @@ class WebhookSender:
             raise _Retryable(f"{type(exc).__name__}: {exc}".strip(": ")) from exc
 
     async def deliver(self, destination: str, url: str, body: bytes,
-                      headers: Mapping[str, str], give_up_after: float) -> DeliveryResult:
-        """POST ``body`` until a 2xx, a refusal, or ``give_up_after`` seconds."""
+                      headers: Mapping[str, str], give_up_after: float, *,
+                      abandon: asyncio.Event | None = None,
+                      gate: asyncio.Semaphore | None = None) -> DeliveryResult:
+        """POST ``body`` until a 2xx, a refusal, ``give_up_after`` seconds, or ``abandon`` is
+        set (an attempt under way is finished first). ``gate`` bounds the attempts under way
+        to one destination (a backlog does not open a connection per alert)."""
         attempts = 0
+
+        async def sleep(seconds: float) -> None:
+            if abandon is None:
+                await self.sleep(seconds)
+                return
+            racing = [asyncio.ensure_future(abandon.wait()),
+                      asyncio.ensure_future(self.sleep(seconds))]
+            try:
+                await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in racing:
+                    task.cancel()
+
+        async def attempt_once() -> int:
+            if abandon is not None and abandon.is_set():
+                raise _Abandoned()
+            if gate is None:
+                return await self._post(url, body, headers)
+            async with gate:
+                if abandon is not None and abandon.is_set():
+                    raise _Abandoned()
+                return await self._post(url, body, headers)
 
         def retried(_: RetryCallState) -> None:
             if self.on_retry is not None:
                 self.on_retry(destination)
 
         retrying = AsyncRetrying(
-            stop=stop_before_delay(give_up_after), wait=_wait, sleep=self.sleep,
+            stop=stop_before_delay(give_up_after), wait=_wait, sleep=sleep,
             retry=retry_if_exception_type(_Retryable), before_sleep=retried, reraise=True)
         try:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    status = await self._post(url, body, headers)
+                    status = await attempt_once()
+        except _Abandoned:
+            return DeliveryResult("abandoned", attempts - 1, None)
         except _Retryable as exc:
             return DeliveryResult("dead_lettered", attempts, exc.status,
                                   f"still failing after {give_up_after:g} s: {exc}")

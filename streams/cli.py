@@ -37,6 +37,45 @@ def _store(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _notify(settings: Settings, args: argparse.Namespace) -> int:
+    if args.digest_now:
+        from streams.notify_digest import send_digest_now
+
+        print(send_digest_now(settings, args.digest_now))
+        return 0
+    from streams.notify_process import read_config, run_notify
+
+    if args.check:
+        config = read_config(settings)
+        print(f"{settings.notify_config}: {len(config.destination)} destination(s), "
+              f"{len(config.route)} route(s), {len(config.digest)} digest(s)")
+        return 0
+    run_notify(settings)
+    return 0
+
+
+def _snooze(settings: Settings, args: argparse.Namespace) -> int:
+    from streams import snooze
+
+    if args.list:
+        from datetime import UTC, datetime
+
+        print(snooze.render(snooze.read_snoozes(settings).active(datetime.now(UTC))))
+        return 0
+    if args.account is None:
+        raise snooze.SnoozeError("name the account: radar snooze ACCOUNT_ID --days N")
+    if args.clear:
+        cleared = snooze.clear(settings, args.account, args.type)
+        print(f"cleared {len(cleared)} snooze(s) of {args.account}")
+        return 0
+    if args.days is None:
+        raise snooze.SnoozeError("say for how long: --days N (or --clear, --list)")
+    held = snooze.snooze(settings, args.account, args.days, args.type)
+    print(f"{held.account_id}: {held.type or 'every'} alert held until "
+          f"{held.until.isoformat(timespec='minutes')} (recorded as snoozed, not sent)")
+    return 0
+
+
 def _publish(settings: Settings, args: argparse.Namespace) -> int:
     from streams.publish import publish_file
 
@@ -172,6 +211,28 @@ def build_parser() -> argparse.ArgumentParser:
                            "embedded ClickHouse also radar sql and radar erase)")
     store.set_defaults(run=_store)
 
+    notify = sub.add_parser("notify", help="deliver alerts to Slack and webhooks "
+                            "(RADAR_NOTIFY_CONFIG; notify.example.toml documents it)")
+    notify.add_argument("--digest-now", metavar="NAME", default=None,
+                        help="send the [[digest]] NAME at once (its period ending now) and exit")
+    notify.add_argument("--check", action="store_true",
+                        help="judge the configuration and exit")
+    notify.set_defaults(run=_notify)
+
+    from schemas.notify import SIGNAL_TYPES
+
+    snooze = sub.add_parser("snooze", help="hold an account's alerts for N days (recorded as "
+                            "snoozed, not sent); --list, --clear")
+    snooze.add_argument("account", nargs="?", metavar="ACCOUNT_ID")
+    snooze.add_argument("--days", type=float, default=None, metavar="N")
+    snooze.add_argument("--type", default=None, choices=sorted(SIGNAL_TYPES), metavar="TYPE",
+                        help="only this signal type (default: every type)")
+    action = snooze.add_mutually_exclusive_group()
+    action.add_argument("--list", action="store_true", help="the snoozes in force")
+    action.add_argument("--clear", action="store_true",
+                        help="remove the account's snoozes (of --type only, when given)")
+    snooze.set_defaults(run=_snooze)
+
     publish = sub.add_parser("publish", help="publish a JSONL file (or - for stdin) to the topics")
     publish.add_argument("file", help="path to a .jsonl file, or - for standard input")
     publish.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -247,13 +308,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from processors.rules import RulesError
+    from schemas.notify import NotifyConfigError
     from sinks.clickhouse import DatabaseUnavailable
     from sinks.readonly import NotReadOnly
     from streams.erasure import ErasureError
     from streams.kafka_local import LocalKafkaError
+    from streams.notify_kafka import NotifyKafkaError
     from streams.publish import PublishError
     from streams.query import QueryError
     from streams.redaction import Redactor, install, secrets_of
+    from streams.snooze import SnoozeError
     from tools.demo import DemoError
 
     args = build_parser().parse_args(argv)
@@ -264,7 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         install(redact)  # logs and tracebacks of this process go out without the secrets
         code = int(args.run(settings, args))
     except (SettingsError, LocalKafkaError, DatabaseUnavailable, QueryError, NotReadOnly,
-            DemoError, RulesError, PublishError, ErasureError, FileNotFoundError) as exc:
+            DemoError, RulesError, PublishError, ErasureError, FileNotFoundError,
+            NotifyConfigError, NotifyKafkaError, SnoozeError) as exc:
         print(redact(f"radar {args.command}: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:

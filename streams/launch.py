@@ -29,7 +29,8 @@ class LaunchError(RuntimeError):
 
 
 def metrics_url(settings: Settings, command: str) -> str:
-    base = settings.store_url if command == "store" else settings.web_url
+    base = {"store": settings.store_url, "notify": settings.notify_url}.get(command,
+                                                                         settings.web_url)
     return f"{base}/metrics"
 
 

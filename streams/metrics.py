@@ -133,6 +133,27 @@ class Metrics:
             "Events waiting in the reorder buffers for the partition watermark.", registry=r,
         )
 
+        # radar notify (SPEC section 10)
+        self.notify_outcomes = Counter(
+            "radar_notify_deliveries",
+            "radar notify's outcomes per destination: delivered (a 2xx), retried (an attempt "
+            "that failed and is tried again), stale (older than max_age: recorded, not "
+            "pushed), snoozed (the account snoozed: recorded, not pushed), dead_lettered "
+            "(given up after give_up_after, or refused by a 4xx).",
+            ["destination", "outcome"], registry=r,
+        )
+        self.notify_latency = Histogram(
+            "radar_notify_delivery_seconds",
+            "From the signal's detection (detected_at, wall clock) to the destination's 2xx.",
+            ["destination"], buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 300,
+                                      900, 3600), registry=r,
+        )
+        self.notify_in_flight = Gauge(
+            "radar_notify_in_flight",
+            "Deliveries being attempted or waiting to be retried, per destination.",
+            ["destination"], registry=r,
+        )
+
     def set_lags(self, ends: Iterable[tuple[str, int, int | None, int | None]]) -> None:
         """``radar_consumer_lag`` of each (topic, partition, high-water mark, next offset done)
         assigned to this process; a partition without both is left out, and the series of a

@@ -9,9 +9,10 @@ every logger, with its traceback, and the exception hook redacts what escapes.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -31,11 +32,28 @@ class Redactor:
         return text
 
 
-def secrets_of(settings: Settings) -> list[str]:
+def secrets_of(settings: Settings, env: Mapping[str, str] | None = None) -> list[str]:
     secrets = list(parse_dsn(settings.dsn).secrets)
     if settings.sql_token is not None:
         secrets.append(settings.sql_token.get_secret_value())
-    return secrets
+    return secrets + notify_secrets(settings, os.environ if env is None else env)
+
+
+def notify_secrets(settings: Settings, env: Mapping[str, str]) -> list[str]:
+    """radar notify's destination URLs (a Slack URL is a credential) and signing secrets:
+    the variables its file names (env:NAME), and the literal ones when the file is good."""
+    from schemas.notify import NotifyConfigError
+    from streams.notify_process import read_config
+    from streams.settings import notify_variables
+
+    found = [env[name] for name in notify_variables(settings.notify_config) if env.get(name)]
+    try:
+        config = read_config(settings, env) if settings.notify_config else None
+    except NotifyConfigError:
+        config = None
+    if config is not None:
+        found += [s for d in config.destination for s in (d.url, d.secret) if s]
+    return found
 
 
 def install(redact: Redactor) -> None:

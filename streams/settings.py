@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,6 +65,9 @@ class Settings(BaseModel):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)  # the worker's /metrics
     store_port: int = Field(default=6067, ge=1, le=65535)  # radar store's /metrics, /sql, /erase
+    notify_port: int = Field(default=6068, ge=1, le=65535)  # radar notify's /metrics
+    # radar notify's destinations, routes and digests (notify.example.toml documents the keys)
+    notify_config: Path | None = None
     log_level: str = Field(default="warn", pattern=r"^(crit|error|warn|info|debug)$")
     rules: Path | None = None  # the signal rules file (read by the signal engine)
     # analyst SQL (radar sql, /sql): bounds of one query, and the bearer token /sql requires
@@ -121,6 +125,16 @@ class Settings(BaseModel):
         return f"{self.app_id}.store"
 
     @property
+    def notify_group(self) -> str:
+        """The consumer group of ``radar notify`` processes."""
+        return f"{self.app_id}.notify"
+
+    @property
+    def notify_url(self) -> str:
+        """``radar notify``'s web server (/metrics)."""
+        return f"http://{self._web_address}:{self.notify_port}"
+
+    @property
     def rerouted_topic(self) -> str:
         """The workers' internal topic of misrouted events on their way to their account's
         owner, and of progress marks (``processors.rerouting``)."""
@@ -155,6 +169,17 @@ class Settings(BaseModel):
         return "127.0.0.1" if self.web_host in ("0.0.0.0", "::") else self.web_host
 
 
+def notify_variables(path: Path | str | None) -> set[str]:
+    """The environment variables a notify configuration file names (``env:NAME``)."""
+    if not path:
+        return set()
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()  # radar notify says so, naming the file
+    return set(re.findall(r"env:([A-Za-z_][A-Za-z0-9_]*)", text))
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from ``RADAR_*`` variables; unknown ``RADAR_*`` names are an error."""
     env = os.environ if environ is None else environ
@@ -169,6 +194,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values[key] = value
         else:
             unknown.append(name)
+    # the notify configuration reads its URLs and secrets from variables it names (env:NAME):
+    # those are known too, whatever their name
+    named = notify_variables(env.get(PREFIX + "NOTIFY_CONFIG"))
+    unknown = [name for name in unknown if name not in named]
     if unknown:
         known = ", ".join(PREFIX + f.upper() for f in fields)
         raise SettingsError(f"unknown setting(s) {', '.join(sorted(unknown))}; known: {known}")

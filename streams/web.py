@@ -58,6 +58,17 @@ def _json(body: Any, status: int = 200) -> web.Response:
                         content_type="application/json")
 
 
+def metrics_web_app(metrics: Metrics) -> web.Application:
+    """``/metrics`` alone (``radar notify``'s web server)."""
+    async def metrics_view(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(metrics.registry),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics_view)
+    return app
+
+
 def store_web_app(settings: Settings, metrics: Metrics, analyst: AnalystQueries,
                   eraser: Eraser) -> web.Application:
     async def metrics_view(request: web.Request) -> web.Response:

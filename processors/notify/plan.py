@@ -34,6 +34,15 @@ def follow_up_key(signal_id: str, destination: str) -> str:
     return f"{idempotency_key(signal_id, destination)}:withdrawn"
 
 
+def age_from(signal: Mapping[str, Any]) -> datetime:
+    """A signal is as old as the older of its event (``occurred_at``: a replay of last year's
+    events is detected today, about last year) and its detection (``detected_at``, wall clock:
+    a notifier that was down for a day)."""
+    times = [datetime.fromisoformat(str(signal[k])) for k in ("occurred_at", "detected_at")
+             if signal.get(k)]
+    return min(times)
+
+
 def plan(signal: Mapping[str, Any], owner: str | None, config: NotifyConfig,
          recorded: Recorded, snoozes: Iterable[Snooze], now: datetime) -> list[Planned]:
     """The deliveries and records one signal (as on ``radar.signals``) calls for now."""
@@ -46,8 +55,6 @@ def plan(signal: Mapping[str, Any], owner: str | None, config: NotifyConfig,
                 for d in destinations
                 if recorded(idempotency_key(signal_id, d)) == "delivered"
                 and recorded(follow_up_key(signal_id, d)) is None]
-    snoozes = list(snoozes)
-    detected_at = datetime.fromisoformat(str(signal["detected_at"]))
-    judged = verdict(signal, detected_at, now, config.max_age, snoozes)
+    judged = verdict(signal, age_from(signal), now, config.max_age, snoozes)
     return [Planned(signal_id, d, "alert", judged, idempotency_key(signal_id, d))
             for d in destinations if recorded(idempotency_key(signal_id, d)) is None]

@@ -31,7 +31,8 @@ CLICKHOUSE_PLUGIN = "grafana-clickhouse-datasource"
 
 REQUIRED_ALERTS = {
     "RadarWorkerDown", "RadarConsumerLagGrowing", "RadarDeadLetterRateHigh", "RadarNoEvents",
-    "RadarAlertLatencyHigh",
+    "RadarAlertLatencyHigh", "RadarNotifyDown", "RadarNotifyDeliveriesFailing",
+    "RadarNotifyRetrying",
 }
 
 
@@ -80,6 +81,28 @@ def worker_job() -> str:
             and sd["port"] == 6066]
     assert len(jobs) == 1
     return str(jobs[0])
+
+
+def notify_job() -> str:
+    """The job scraping radar notify, on the port its settings default to."""
+    from streams.settings import load_settings
+
+    target = f"notify:{load_settings({}).notify_port}"
+    jobs = [job["job_name"] for job in load_yaml(PROMETHEUS)["scrape_configs"]
+            for static in job.get("static_configs", []) if target in static["targets"]]
+    assert len(jobs) == 1
+    return str(jobs[0])
+
+
+def row_panels(title: str) -> list[dict[str, Any]]:
+    """The panels under an expanded row: below it and above the next row."""
+    everything = dashboard()["panels"]
+    [row] = [p for p in everything if p["type"] == "row" and p["title"] == title]
+    below = [p["gridPos"]["y"] for p in everything
+             if p["type"] == "row" and p["gridPos"]["y"] > row["gridPos"]["y"]]
+    end = min(below, default=float("inf"))
+    return [p for p in everything if p["type"] != "row"
+            and row["gridPos"]["y"] < p["gridPos"]["y"] < end]
 
 
 # -- metric names --------------------------------------------------------------------------------
@@ -192,8 +215,31 @@ def test_the_dashboard_shows_what_operators_asked_for() -> None:
             assert any(f"histogram_quantile({q}," in e and histogram in e for e in exprs), (
                 histogram, q)
     assert any("sum by (le, table)" in e and "radar_insert_duration" in e for e in exprs)
-    worker_up = [e for e in exprs if "up" in promql_metric_names(e)]
-    assert worker_up and all(f'job="{worker_job()}"' in e for e in worker_up)
+    # each `up` panel shows one scrape job: the workers' and the notifier's at least
+    up_jobs = [re.fullmatch(r'up\{job="([^"]+)"\}', e) for e in exprs
+               if "up" in promql_metric_names(e)]
+    assert up_jobs and all(up_jobs)
+    scraped = {job["job_name"] for job in load_yaml(PROMETHEUS)["scrape_configs"]}
+    assert {worker_job(), notify_job()} <= {m.group(1) for m in up_jobs if m} <= scraped
+
+
+def test_the_dashboard_shows_alert_delivery() -> None:
+    """The radar notify row: outcomes, latency per destination, in flight, dead letters."""
+    row = row_panels("Alert delivery (radar notify)")
+    exprs = [" ".join(t["expr"].split()) for p in row for t in p["targets"]]
+    assert all(p["datasource"]["uid"] == "prometheus" for p in row)
+    used = {name for e in exprs for name in promql_metric_names(e)}
+    assert {"radar_notify_deliveries_total", "radar_notify_delivery_seconds_bucket",
+            "radar_notify_in_flight"} <= used
+    assert all(name.startswith("radar_notify_") or name == "up" for name in used), used
+    assert any("sum by (destination, outcome)" in e and "rate(radar_notify_deliveries_total" in e
+               for e in exprs)
+    for q in ("0.5", "0.99"):
+        assert any(f"histogram_quantile({q}, sum by (le, destination)" in e
+                   and "radar_notify_delivery_seconds_bucket" in e for e in exprs), q
+    assert any("by (destination)" in e and "radar_notify_in_flight" in e for e in exprs)
+    assert any('outcome="dead_lettered"' in e and "[1h]" in e for e in exprs)
+    assert f'up{{job="{notify_job()}"}}' in exprs
 
 
 # -- the ClickHouse panels ------------------------------------------------------------------------
@@ -289,6 +335,31 @@ def test_the_alerts_say_what_was_asked() -> None:
     assert "histogram_quantile(0.99," in expr["RadarAlertLatencyHigh"]
     assert "radar_alert_latency_seconds_bucket" in expr["RadarAlertLatencyHigh"]
     assert expr["RadarAlertLatencyHigh"].endswith("> 1")
+
+
+def test_the_notify_alerts_say_what_was_asked() -> None:
+    """(deploy/prometheus/alerts_test.yml runs them on sample series, with promtool.)"""
+    rules = {r["alert"]: r for r in alert_rules()}
+    expr = {name: " ".join(r["expr"].split()) for name, r in rules.items()}
+    down, failing, retrying = (rules[name] for name in (
+        "RadarNotifyDown", "RadarNotifyDeliveriesFailing", "RadarNotifyRetrying"))
+    assert re.fullmatch(rf'up\{{job="{re.escape(notify_job())}"\}} == 0', expr["RadarNotifyDown"])
+    assert (down["for"], down["labels"]["severity"]) == ("1m", "critical")
+    # a dead letter is someone not told: critical, per destination, at once
+    assert 'radar_notify_deliveries_total{outcome="dead_lettered"}' in expr[
+        "RadarNotifyDeliveriesFailing"]
+    assert "increase(" in expr["RadarNotifyDeliveriesFailing"]
+    assert expr["RadarNotifyDeliveriesFailing"].startswith("sum by (destination)")
+    assert failing["labels"]["severity"] == "critical"
+    # retries while nothing is delivered, for 10 minutes: a warning
+    assert 'outcome="retried"' in expr["RadarNotifyRetrying"]
+    assert re.search(r'unless on \(destination\) .*outcome="delivered"', expr["RadarNotifyRetrying"])
+    assert (retrying["for"], retrying["labels"]["severity"]) == ("10m", "warning")
+    # what the operator checks: the destination's settings, the receiver, the records
+    for rule in (failing, retrying):
+        text = rule["annotations"]["description"]
+        for what in ("notify.toml", "url", "receiver", "alert_deliveries"):
+            assert what in text, (rule["alert"], what)
 
 
 # -- where compose puts the files ----------------------------------------------------------------

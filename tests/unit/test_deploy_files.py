@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from schemas.topics import COMPACTED_SUFFIXES
 from streams.settings import PREFIX, Settings
 from streams.settings import load_settings as load
 
@@ -22,13 +23,14 @@ def compose() -> dict[str, Any]:
 def test_compose_runs_the_whole_stack_with_healthchecks() -> None:
     services = compose()["services"]
     for name in ("kafka", "kafka-init", "clickhouse", "radar-db-init", "worker", "store",
-                 "prometheus", "grafana"):
+                 "notify", "prometheus", "grafana"):
         assert name in services, name
-    for name in ("kafka", "clickhouse", "worker", "store", "prometheus", "grafana"):
+    for name in ("kafka", "clickhouse", "worker", "store", "notify", "prometheus", "grafana"):
         assert "healthcheck" in services[name], name
     assert services["kafka"]["image"].startswith("apache/kafka:4.")
     assert services["worker"]["command"] == ["radar", "worker"]
     assert services["store"]["command"] == ["radar", "store"]
+    assert services["notify"]["command"] == ["radar", "notify"]
 
 
 def concrete(env: dict[str, Any]) -> Settings:
@@ -61,16 +63,44 @@ def test_compose_creates_exactly_the_topics_of_the_spec() -> None:
     script = compose()["services"]["kafka-init"]["command"][0]
     created = set(re.findall(r"^\s*create (\S+)", script, re.M))
     assert created == set(load({}).topics.all())
-    for compacted in ("accounts", "erasures", "account-state"):
+    assert {"accounts", "erasures", "account-state", "notify-deliveries"} <= COMPACTED_SUFFIXES
+    for compacted in COMPACTED_SUFFIXES:
         assert re.search(rf"create radar\.{compacted} --config cleanup\.policy=compact", script)
 
 
-def test_prometheus_scrapes_every_worker_and_the_store() -> None:
+def test_prometheus_scrapes_every_worker_the_store_and_the_notifier() -> None:
     config = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     [workers] = jobs["radar-worker"]["dns_sd_configs"]
     assert workers["names"] == ["worker"] and workers["port"] == 6066
     assert jobs["radar-store"]["static_configs"][0]["targets"] == ["store:6067"]
+    assert jobs["radar-notify"]["static_configs"][0]["targets"] == ["notify:6068"]
+    assert jobs["radar-notify"]["metrics_path"] == "/metrics"
+
+
+def test_the_notifier_reads_its_mounted_config_listens_for_prometheus_and_needs_no_database(
+) -> None:
+    """radar notify gets the notify.toml the compose header tells the user to copy from
+    notify.example.toml, serves /metrics beyond loopback on the port Prometheus scrapes and the
+    healthcheck probes, and, like the workers, gets no ClickHouse (alerts go out with it down)."""
+    notify = compose()["services"]["notify"]
+    settings = concrete(notify["environment"])
+    [mount] = notify["volumes"]
+    assert mount["type"] == "bind" and mount["read_only"] is True
+    assert mount["source"] == "./notify.toml" and settings.notify_config == Path(mount["target"])
+    # a missing notify.toml stops compose instead of becoming an empty folder of that name
+    assert mount["bind"]["create_host_path"] is False
+    assert (REPO / "notify.example.toml").is_file()
+    assert "cp notify.example.toml notify.toml" in (REPO / "docker-compose.yml").read_text()
+    assert settings.notify_port == 6068 and not settings.web_on_loopback
+    assert notify["ports"] == [f"{settings.notify_port}:{settings.notify_port}"]
+    assert f"http://127.0.0.1:{settings.notify_port}/metrics" in " ".join(
+        notify["healthcheck"]["test"])
+    assert "RADAR_CLICKHOUSE_DSN" not in notify["environment"]
+    assert "RADAR_SQL_TOKEN" not in notify["environment"]
+    assert set(notify["depends_on"]) == {"kafka-init"}
+    # its env:NAME secrets come from a file of its own, not from the stack's .env
+    assert [f["path"] for f in notify["env_file"]] == ["./notify.env"]
 
 
 def test_grafana_has_prometheus_and_clickhouse_datasources() -> None:

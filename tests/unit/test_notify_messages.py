@@ -137,6 +137,11 @@ destination = "crm"
     assert plan(withdrawn, "ana@example.com", config, record.get, [], NOW) == []
     old = signal(signal_id="s2", detected_at="2025-12-01T09:00:00+00:00")
     assert {p.verdict for p in plan(old, None, config, {}.get, [], NOW)} == {"stale"}
+    # a replay of last year's events is detected today, about last year: stale too
+    replayed = signal(signal_id="s4", occurred_at="2025-12-01T09:00:00+00:00")
+    assert {p.verdict for p in plan(replayed, None, config, {}.get, [], NOW)} == {"stale"}
+    assert {p.verdict for p in plan(signal(signal_id="s5"), None, config, {}.get, [], NOW)} \
+        == {"deliver"}
     held = [Snooze("acct-7", NOW + timedelta(days=1))]
     assert {p.verdict for p in plan(signal(signal_id="s3"), None, config, {}.get, held, NOW)} \
         == {"snoozed"}

@@ -137,6 +137,7 @@ def test_the_topic_prefix_changes_every_topic_name() -> None:
         "radar.ad-impressions", "radar.outreach-replies", "radar.content-interactions",
         "radar.role-changes", "radar.accounts", "radar.dead-letters", "radar.signals",
         "radar.alerts", "radar.account-tiers", "radar.account-state", "radar.erasures",
+        "radar.notify-deliveries", "radar.notify-snoozes",
     ]
     assert acme.all() == [name.replace("radar.", "acme.", 1) for name in default.all()]
     assert acme.dead_letters == "acme.dead-letters"
@@ -145,6 +146,8 @@ def test_the_topic_prefix_changes_every_topic_name() -> None:
     assert acme.is_compacted("acme.accounts") is True
     assert acme.is_compacted("radar.accounts") is False
     assert acme.is_compacted("acme.erasures") is True
+    assert acme.is_compacted("acme.notify-deliveries") is True
+    assert acme.is_compacted("acme.signals") is False
 
 
 def test_settings_are_frozen() -> None:
