@@ -1,14 +1,16 @@
-"""Alert latency: champion leaves -> alert on ``radar.alerts``, under light load or while a
-world streams.
+"""Alert latency: champion leaves -> alert on ``radar.alerts`` (and, with ``--notify``, ->
+the webhook of ``radar notify`` received), under light load or while a world streams.
 
-    .venv/bin/python scripts/bench_alert_latency.py [--alerts 50]
+    .venv/bin/python scripts/bench_alert_latency.py [--alerts 50] [--notify]
         [--load FILE --load-rate 5000]
 
 Starts a worker on fresh topics (the local broker is started if needed), seeds accounts whose
 champion is known, then publishes one ``role_change = left`` at a time and measures, with a
 consumer on the alerts topic, the time from the producer's send to the alert arriving. Prints
 p50/p90/p99/max. The same run times a raw produce -> consume round trip on a plain topic as the
-baseline.
+baseline. With ``--notify``, ``radar notify`` runs too, routing every alert to a webhook on a
+local receiver (``tools.local_receiver``), and the time from the send to the webhook received
+is measured for the same departures (SPEC section 10: p99 <= 1 s).
 
 With ``--load``, the lines of FILE (e.g. the default world of ``radar simulate``) stream to the
 input topics at ``--load-rate`` events/s from before the first departure until the last, each
@@ -43,6 +45,7 @@ from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 
 from streams import kafka_local  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
+from tools.local_receiver import Receiver, ReceiverThread  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -85,6 +88,8 @@ def main() -> None:
                         help="stream this JSONL world, re-dated to now, while measuring")
     parser.add_argument("--load-rate", type=float, default=5000.0,
                         help="events/s of --load (5000)")
+    parser.add_argument("--notify", action="store_true",
+                        help="also run radar notify and time the webhook received")
     args = parser.parse_args()
     base = load_settings()
     started = kafka_local.ensure_running(base)
@@ -119,16 +124,24 @@ def measure(args: argparse.Namespace, base: Settings) -> None:
                                  "champion_ids": [f"c{i}"]})
     producer.flush()
 
-    log = (tmp / "worker.log").open("wb")
-    worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], cwd=REPO,
-                              env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{settings.web_url}/metrics", timeout=1):
+    procs = [start(REPO, tmp, "worker", {**os.environ, **env}, f"{settings.web_url}/metrics")]
+    receiver: ReceiverThread | None = None
+    if args.notify:
+        receiver = ReceiverThread(Receiver())
+        port = receiver.start().port
+        config = tmp / "notify.toml"
+        config.write_text(f'[[destination]]\nname = "hook"\nkind = "webhook"\n'
+                          f'url = "http://127.0.0.1:{port}/hook"\n[[route]]\n'
+                          'destination = "hook"\n')
+        env_n = {**os.environ, **env, "RADAR_NOTIFY_CONFIG": str(config),
+                 "RADAR_NOTIFY_PORT": "6099"}
+        procs.append(start(REPO, tmp, "notify", env_n, "http://127.0.0.1:6099/metrics"))
+        while True:  # steady state: the notifier holds the signals' partitions
+            with urllib.request.urlopen("http://127.0.0.1:6099/metrics", timeout=5) as page:
+                if "radar_notify_partitions 0.0" not in page.read().decode():
                     break
-            except OSError:
-                time.sleep(0.1)
+            time.sleep(0.2)
+    try:
         consumer = KafkaConsumer(topics.alerts, bootstrap_servers=settings.kafka_bootstrap,
                                  auto_offset_reset="latest", fetch_max_wait_ms=10)
         consumer.poll(timeout_ms=2000)  # join and position at the end
@@ -147,7 +160,9 @@ def measure(args: argparse.Namespace, base: Settings) -> None:
             load.start()
             time.sleep(3)  # the stream under way on every source before the first departure
         latencies: list[float] = []
+        sent_at: dict[str, float] = {}
         for i in range(n):
+            sent_at[f"a{i}"] = time.time()
             sent = time.perf_counter()
             send("role_change", {"account_id": f"a{i}", "stakeholder_id": f"c{i}",
                                  "change": "left", "title": "VP", "function": "commercial",
@@ -160,6 +175,8 @@ def measure(args: argparse.Namespace, base: Settings) -> None:
                                      for r in records)
             if got:
                 latencies.append(time.perf_counter() - sent)
+            else:
+                print(f"  departure {i}: no alert within 10 s")
             time.sleep(0.1)  # light load: one departure at a time
 
         if load is not None:
@@ -182,17 +199,53 @@ def measure(args: argparse.Namespace, base: Settings) -> None:
             if got:
                 raw.append(time.perf_counter() - sent)
         print(f"alerts received: {len(latencies)}/{n}")
-        for name, values in (("champion_left -> alert", latencies), ("raw round trip", raw)):
+        hooked: list[float] = []
+        if receiver is not None:
+            deadline = time.monotonic() + 10
+            while len(receiver.receiver.delivered("hook")) < n and time.monotonic() < deadline:
+                time.sleep(0.1)
+            for r in receiver.receiver.delivered("hook"):
+                account = json.loads(r.body)["account_id"]
+                if account in sent_at:
+                    hooked.append(r.at - sent_at[account])
+            print(f"webhooks received: {len(hooked)}/{n}")
+        for name, values in (("champion_left -> alert", latencies),
+                             ("champion_left -> webhook", hooked), ("raw round trip", raw)):
             if values:
                 print(f"  {name:<24} p50 {pct(values, .5) * 1000:7.1f} ms   "
                       f"p90 {pct(values, .9) * 1000:7.1f} ms   p99 {pct(values, .99) * 1000:7.1f} ms"
                       f"   max {max(values) * 1000:7.1f} ms   mean {statistics.mean(values) * 1000:.1f}")
         if latencies and raw:
             print(f"  ratio p50 alert/raw: {pct(latencies, .5) / pct(raw, .5):.1f}")
+        if hooked and raw:
+            print(f"  ratio p50 webhook/raw: {pct(hooked, .5) / pct(raw, .5):.1f}   "
+                  f"p99 webhook <= 1 s: {'yes' if pct(hooked, .99) <= 1.0 else 'NO'}")
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=60)
+        for proc in reversed(procs):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+        if receiver is not None:
+            receiver.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def start(repo: Path, tmp: Path, command: str, env: dict[str, str],
+          url: str) -> subprocess.Popen[bytes]:
+    """``radar <command>``, once it answers ``url``."""
+    log = (tmp / f"{command}.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", command], cwd=repo, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"radar {command} exited: {(tmp / f'{command}.log').read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"radar {command} did not answer {url}")
 
 
 if __name__ == "__main__":

@@ -148,6 +148,11 @@ class Metrics:
             ["destination"], buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 300,
                                       900, 3600), registry=r,
         )
+        self.notify_partitions = Gauge(
+            "radar_notify_partitions",
+            "Partitions of the signals topic this notifier holds (0 until it joined its "
+            "group, or while its group rebalances).", registry=r,
+        )
         self.notify_in_flight = Gauge(
             "radar_notify_in_flight",
             "Deliveries being attempted or waiting to be retried, per destination.",

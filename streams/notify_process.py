@@ -133,10 +133,12 @@ async def run(settings: Settings, config: NotifyConfig, stopping: asyncio.Event)
                 notifier.forget(parts)
                 for p in parts:
                     committed.pop(p, None)
+                metrics.notify_partitions.set(len(notifier.partitions))
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
                 parts = [tp.partition for tp in assigned if tp.topic == topics.signals]
                 await restore(reader, notifier, notifier.assigned(parts))
+                metrics.notify_partitions.set(len(notifier.partitions))
                 log.info("notifying for partitions %s", sorted(parts))
 
         consumer.subscribe([topics.signals], listener=Listener())

@@ -1,13 +1,14 @@
 """``radar demo``: the main job end to end on the embedded defaults.
 
-Start the local Kafka if nothing answers on its port, start ``radar store`` (unless one runs)
-and a worker, simulate a world (``radar simulate``, a few malformed lines included), stream it
-through with a progress bar while alerts print as they fire, wait until every message is
-processed and everything it made is stored,
-then summarise: events and dead letters, signals by type, tiers, the top at-risk and
-expansion-ready accounts with their evidence, and the signals' precision, recall and lead time
-against the world's ground truth. Stops what it started; the data stays queryable with
-``radar sql``.
+Start the local Kafka if nothing answers on its port, start ``radar store`` (unless one runs),
+a worker and ``radar notify`` routed to a local receiver (``tools.demo_notify``), simulate a
+world (``radar simulate``, a few malformed lines included), stream it through with a progress
+bar while alerts print as they fire, wait until every message is processed and everything it
+made is stored, then summarise: events and dead letters, signals by type, tiers, the top
+at-risk and expansion-ready accounts with their evidence, a few alerts as the people they
+reached read them with what became of every delivery, and the signals' precision, recall and
+lead time against the world's ground truth. Stops what it started; the data stays queryable
+with ``radar sql``.
 """
 
 from __future__ import annotations
@@ -26,11 +27,19 @@ from typing import Any
 
 from processors.notify.messages import summary
 from streams import kafka_local
-from streams.launch import LaunchError, launch, stop, wait_until_stored
+from streams.launch import (
+    LaunchError,
+    launch,
+    metrics_url,
+    stop,
+    wait_until_committed,
+    wait_until_stored,
+)
 from streams.publish import publish_file
 from streams.query import render_table, run_query
 from streams.settings import Settings
 from streams.store_client import read_store_state
+from tools.demo_notify import DemoNotify
 
 WAIT_TIMEOUT_S = 300.0
 MAX_ALERTS_SHOWN = 40
@@ -49,13 +58,15 @@ class DemoError(RuntimeError):
     pass
 
 
-def _start(command: str, settings: Settings) -> subprocess.Popen[bytes]:
+def _start(command: str, settings: Settings, extra: dict[str, str] | None = None
+           ) -> subprocess.Popen[bytes]:
     log_path = settings.local / f"demo-{command}.log"
     print(f"starting radar {command} (log: {log_path}) ...")
     # the demo publishes every source itself, in event-time order: its sources are idle
     # seconds after the last line, not after a real producer's half minute
     env = {**os.environ, "RADAR_SIGNALS": "true",
-           "RADAR_IDLE_SOURCE_SECONDS": os.environ.get("RADAR_IDLE_SOURCE_SECONDS", "5")}
+           "RADAR_IDLE_SOURCE_SECONDS": os.environ.get("RADAR_IDLE_SOURCE_SECONDS", "5"),
+           **(extra or {})}
     try:
         return launch(command, settings, log_path, env)
     except LaunchError as exc:
@@ -170,12 +181,17 @@ def run_demo(settings: Settings, world: DemoWorld | None = None,
     started_kafka = kafka_local.ensure_running(settings)
     started: list[subprocess.Popen[bytes]] = []
     tail: AlertTail | None = None
+    notify: DemoNotify | None = None
     try:
         if read_store_state(settings) is None:
             started.append(_start("store", settings))
         else:
             print("using the store that is already running")
         started.append(_start("worker", settings))
+        # alerts to people: radar notify, routed to a local receiver (Slack and a CRM hook)
+        notify = DemoNotify(settings)
+        notify_settings = settings.model_copy(update={"notify_config": notify.path})
+        started.append(_start("notify", notify_settings, notify.env()))
         _section("streaming: alerts print as they fire")
         tail = AlertTail(settings, tqdm.write)
         tail.start()
@@ -191,6 +207,8 @@ def run_demo(settings: Settings, world: DemoWorld | None = None,
 
             try:
                 wait_until_stored(settings, on_progress=progress)
+                # every signal judged and its deliveries recorded by the notifier
+                wait_until_committed(settings, settings.notify_group, [settings.topics.signals])
             except LaunchError as exc:
                 raise DemoError(str(exc)) from exc
         time.sleep(0.5)  # the last alerts on their way to the tail
@@ -198,6 +216,8 @@ def run_demo(settings: Settings, world: DemoWorld | None = None,
         print(summary.render())
         print(f"{tail.seen} alert(s) fired while streaming")
         _summary(settings, since)
+        _section("alerts delivered to people (radar notify -> a local receiver)")
+        print(notify.report(metrics_url(notify_settings, "notify")))
         if labels is not None:
             from tools.evaluate import CHART_FILE, REPORT_FILE, render_text, run_evaluation
 
@@ -215,6 +235,8 @@ def run_demo(settings: Settings, world: DemoWorld | None = None,
             tail.close()
         for proc in reversed(started):  # the worker first: the store stores what it sent
             stop(proc)
+        if notify is not None:
+            notify.close()
         if started_kafka:
             kafka_local.down(settings)
     return 0

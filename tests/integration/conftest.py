@@ -164,6 +164,7 @@ def radar(broker: Settings, tmp_path: Path) -> Iterator[RadarEnv]:
             "RADAR_IDLE_SOURCE_SECONDS": "3",
             "RADAR_WEB_PORT": str(free_port()),
             "RADAR_STORE_PORT": str(free_port()),
+            "RADAR_NOTIFY_PORT": str(free_port()),
             "RADAR_BATCH_MAX_ROWS": "1000",
             "RADAR_LOG_LEVEL": "info",
         },

@@ -46,7 +46,23 @@ def test_demo_on_a_reduced_world_reports_every_signal_type_and_the_evaluation(
     assert re.search(r"champion_left.*100(\.0)?%", quality)
     assert (tmp_path / "local" / "reports" / "evaluation.md").is_file()
     assert "demo finished in" in out
-    radar_pids = subprocess.run(["pgrep", "-f", "streams.cli (worker|store)"],
+
+    # alerts reached people: radar notify delivered each alert once to the local receiver
+    # (the webhook takes every alert, and a follow-up of each withdrawn one), and a few are
+    # shown as the Slack channel reads them
+    delivered = out.split("== alerts delivered to people", 1)[1].split("\n== ", 1)[0]
+    received = re.search(r"(\d+) Slack message\(s\) and (\d+) webhook call\(s\)", delivered)
+    assert received is not None, delivered
+    alerts, withdrawn = radar.sql(
+        "SELECT uniqExact(signal_id), uniqExactIf(signal_id, status = 'withdrawn') "
+        "FROM signals FINAL WHERE severity = 'critical' OR type IN "
+        "('champion_left', 'renewal_at_risk', 'succession_overdue')")[0]
+    assert int(received.group(2)) == alerts + withdrawn > 0
+    assert int(received.group(1)) > 0
+    assert re.search(r"(CHAMPION LEFT|RENEWAL AT RISK|SUCCESSION OVERDUE) AT", delivered)
+    assert re.search(r"crm-hook\s+delivered\s+" + received.group(2) + r"\b", delivered)
+    assert "received twice by the receiver: 0" in delivered
+    radar_pids = subprocess.run(["pgrep", "-f", "streams.cli (worker|store|notify)"],
                                 capture_output=True, text=True, check=False).stdout.split()
     for pid in radar_pids:
         environ = Path(f"/proc/{pid}/environ")

@@ -31,7 +31,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from schemas.notify import DeliveryRecord
 from schemas.signals import Signal, TierChange
 from tests.integration.conftest import RadarEnv, free_port
-from tests.integration.receivers import Behaviour, Receiver, ReceiverThread
+from tools.local_receiver import Behaviour, Receiver, ReceiverThread
 
 pytestmark = pytest.mark.integration
 SECRET = "a-secret-of-32-characters-long!!"

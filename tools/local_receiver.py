@@ -1,6 +1,7 @@
-"""A real HTTP receiver on loopback for the tests of ``radar notify`` (aiohttp, in a thread of
-its own, so the test's own code stays synchronous): every POST is recorded; each path answers
-as it is told (200, 500 for ever, 503 with Retry-After a few times per key, slowly)."""
+"""A webhook receiver on loopback (aiohttp, in a thread of its own, so its caller stays
+synchronous): where ``radar demo`` routes its alerts, what the latency benchmark times, and the
+receiver of the integration tests of ``radar notify``. Every POST is recorded; each path
+answers as it is told (200, 500 for ever, 503 with Retry-After a few times per key, slowly)."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ class Receiver:
         raise AssertionError(f"{what}: not within {timeout:g} s; received "
                              f"{[(r.path, r.key, r.status) for r in self.received][-20:]}")
 
-    async def _answer(self, request: web.Request) -> web.Response:
+    async def answer(self, request: web.Request) -> web.Response:
         path = request.match_info["path"]
         body = await request.read()
         behaviour = self.behaviours.get(path, Behaviour())
@@ -101,7 +102,7 @@ class ReceiverThread:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         app = web.Application()
-        app.router.add_post("/{path}", self.receiver._answer)
+        app.router.add_post("/{path}", self.receiver.answer)
         self.runner = web.AppRunner(app)
         self.loop.run_until_complete(self.runner.setup())
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
