@@ -30,11 +30,13 @@ from processors.notify.messages import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     Account,
+    idempotency_key,
     signature,
     slack_message,
     webhook_body,
 )
 from processors.notify.plan import Planned, plan
+from processors.notify.routing import destinations_for
 from schemas.notify import DeliveryRecord, Destination, NotifyConfig, Outcome
 from sinks.webhook import DeliveryResult
 from streams.metrics import Metrics
@@ -103,7 +105,8 @@ class Notifier:
         self.now = now
         self.destinations = {d.name: d for d in config.destination}
         self.partitions: dict[int, Partition] = {}
-        self.chains: dict[str, asyncio.Task[None]] = {}  # the last task of each signal id
+        # the last task of each (signal, destination): the next one waits for it
+        self.chains: dict[str, asyncio.Future[None]] = {}
         self._gates: dict[str, asyncio.Semaphore] = {}
         for name in self.destinations:  # every series from 0: a first failure shows as one
             for outcome in ("delivered", "retried", "stale", "snoozed", "dead_lettered"):
@@ -149,9 +152,10 @@ class Notifier:
     # -- one signal ---------------------------------------------------------------------------
 
     def take(self, partition: int, offset: int, value: bytes | None) -> None:
-        """A message read from the signals topic: judged and delivered in a task of its own;
-        a signal id's tasks run one after the other (its alert is recorded before its
-        withdrawal is judged; a signal read twice is judged once it was recorded)."""
+        """A message read from the signals topic: judged and delivered in a task of its own.
+        What concerns one (signal, destination) runs in order: its alert is recorded before
+        its withdrawal is judged, and a signal read twice is judged once the first reading
+        was recorded; other destinations and other signals go on meanwhile."""
         held = self.partitions.get(partition)
         if held is None or held.abandon.is_set():
             return  # no longer ours: its new owner reads it
@@ -165,34 +169,49 @@ class Notifier:
                         partition, offset)
             return
         held.pending.add(offset)
-        previous = self.chains.get(signal_id)
-        task = asyncio.ensure_future(self._handle(held, offset, signal, previous))
+        task = asyncio.ensure_future(self._handle(held, offset, signal))
         held.tasks.add(task)
-        self.chains[signal_id] = task
 
         def done(t: asyncio.Task[None]) -> None:
             held.tasks.discard(t)
-            if self.chains.get(signal_id) is t:
-                del self.chains[signal_id]
             if not t.cancelled() and t.exception() is not None:
                 log.error("delivering signal %s failed", signal_id, exc_info=t.exception())
 
         task.add_done_callback(done)
 
-    async def _handle(self, held: Partition, offset: int, signal: dict[str, Any],
-                      previous: asyncio.Task[None] | None) -> None:
-        if previous is not None:
-            await asyncio.gather(previous, return_exceptions=True)
+    async def _handle(self, held: Partition, offset: int, signal: dict[str, Any]) -> None:
         await held.ready
         if held.abandon.is_set():
             return  # its offset stays uncommitted: the partition's new owner judges it
         account = self.directory.account(str(signal["account_id"]))
-        planned = plan(signal, account.owner, self.config, held.records.get,
-                       self.directory.snoozes.values(), self.now())
-        results = await asyncio.gather(*(self._carry_out(held, p, signal, account)
-                                         for p in planned))
+        destinations = destinations_for(signal, account.owner, self.config.route)
+        results = await asyncio.gather(*(self._for(held, signal, account, d)
+                                         for d in destinations))
         if all(results):
             held.pending.discard(offset)
+
+    async def _for(self, held: Partition, signal: dict[str, Any], account: Account,
+                   destination: str) -> bool:
+        """One destination of one signal, after whatever came before for the same pair;
+        whether every outcome it called for is recorded."""
+        key = idempotency_key(str(signal["signal_id"]), destination)
+        previous = self.chains.get(key)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.chains[key] = mine
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])
+            if held.abandon.is_set():
+                return False
+            planned = [p for p in plan(signal, account.owner, self.config, held.records.get,
+                                       self.directory.snoozes.values(), self.now())
+                       if p.destination == destination]
+            return all(await asyncio.gather(*(self._carry_out(held, p, signal, account)
+                                              for p in planned)))
+        finally:
+            mine.set_result(None)
+            if self.chains.get(key) is mine:
+                del self.chains[key]
 
     async def _carry_out(self, held: Partition, planned: Planned, signal: dict[str, Any],
                          account: Account) -> bool:

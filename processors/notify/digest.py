@@ -61,10 +61,6 @@ class OwnerDigest:
     total: int  # new signals, all types
     withdrawn: int = 0  # detected and withdrawn within the period: not counted as new
 
-    @property
-    def is_empty(self) -> bool:
-        return not (self.total or self.entered_at_risk or self.entered_expansion_ready)
-
 
 # --- when
 
@@ -99,7 +95,7 @@ def next_due(digest: Digest, after: datetime) -> datetime:
     for _ in range(16):
         if _scheduled_on(digest, day):
             due = _instant(day, wall, zone)
-            if due >= after:
+            if due > after:
                 return due
         day += timedelta(days=1)
     raise AssertionError("unreachable: a weekly digest is due within any 8 days")
@@ -211,20 +207,19 @@ def digests(digest: Digest, signals: Iterable[Mapping[str, Any]],
         entered.setdefault(acct.owner, {}).setdefault(tier, []).append(_entered(change, acct))
 
     out = []
+    # only owners with a new signal or an account entering a tier: withdrawn ones are no news
     for owner in {*counts, *entered}:
         if not wanted(owner):
             continue
         by_type = counts.get(owner, {})
         tiers = entered.get(owner, {})
-        found = OwnerDigest(
+        out.append(OwnerDigest(
             owner=owner, start=start, end=end, timezone=digest.timezone,
             counts=tuple(sorted(by_type.items(), key=lambda kv: (-kv[1], kv[0]))),
             entered_at_risk=tuple(sorted(tiers.get("at_risk", ()), key=_display)),
             entered_expansion_ready=tuple(sorted(tiers.get("expansion_ready", ()),
                                                  key=_display)),
-            total=sum(by_type.values()), withdrawn=withdrawn.get(owner, 0))
-        if not found.is_empty:
-            out.append(found)
+            total=sum(by_type.values()), withdrawn=withdrawn.get(owner, 0)))
     return sorted(out, key=lambda d: (d.owner is None, d.owner or ""))
 
 

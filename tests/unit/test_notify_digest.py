@@ -87,6 +87,18 @@ def test_weekly_digest_is_due_on_its_weekday_only() -> None:
         assert (local.strftime("%A"), local.hour, local.minute) == ("Wednesday", 9, 0)
 
 
+def test_a_skipped_wall_time_late_in_the_evening_is_sent_after_midnight() -> None:
+    # Nuuk's clocks go from 23:00 on Saturday 2026-03-28 straight to 00:00 on Sunday (UTC-2 →
+    # UTC-1, tzdata 2023a on): that Saturday's 23:30 is sent at 00:30 on Sunday
+    nuuk = ZoneInfo("America/Nuuk")
+    if datetime(2026, 3, 29, 12, 0, tzinfo=nuuk).utcoffset() != timedelta(hours=-1):
+        pytest.skip("this tz database predates Nuuk's 2024 rules")
+    d = daily("23:30", "America/Nuuk")
+    assert next_due(d, datetime(2026, 3, 29, 0, 10, tzinfo=nuuk)) == utc(2026, 3, 29, 1, 30)
+    assert next_due(d, utc(2026, 3, 29, 1, 30)) == datetime(2026, 3, 29, 23, 30, tzinfo=nuuk)
+    assert period(d, utc(2026, 3, 29, 1, 30)) == (utc(2026, 3, 28, 1, 30), utc(2026, 3, 29, 1, 30))
+
+
 def test_next_due_refuses_a_naive_time() -> None:
     with pytest.raises(ValueError, match="aware"):
         next_due(daily(), datetime(2026, 1, 1, 8, 0))  # noqa: DTZ001
@@ -282,6 +294,17 @@ def test_the_slack_message_stays_within_slack_limits_with_many_accounts() -> Non
     assert any(t.startswith("*Entered expansion ready* (60)") for t in texts)
     assert texts[0].startswith(f"*{d.total} new signals*\n• engagement drop: 120")
     assert message["text"].startswith(header)
+
+
+def test_the_slack_message_lists_the_first_ten_accounts_of_a_tier_then_counts_the_rest() -> None:
+    accounts = {f"a{i:02}": Account(f"a{i:02}", f"Account {i:02}", ANA) for i in range(25)}
+    changes = [tier(a, "at_risk", "stable", IN, "silence") for a in accounts]
+    (d,) = digests(daily(), [], changes, accounts, START, END)
+    section = digest_slack_message(d, "daily-cs", None)["blocks"][2]["text"]["text"]
+    assert section.splitlines() == [
+        "*Entered at risk* (25)",
+        *[f"• Account {i:02} (from stable) — silence" for i in range(SHOWN_ACCOUNTS)],
+        f"+{25 - SHOWN_ACCOUNTS} more"]
 
 
 def test_the_slack_message_names_no_owner_and_leaves_out_empty_sections() -> None:
