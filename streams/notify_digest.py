@@ -175,18 +175,25 @@ def send_digest_now(settings: Settings, name: str) -> str:
     return "\n".join([f"{head}:", *(f"  {line}" for line in lines)])
 
 
+Compose = Callable[[Settings, Digest, dict[str, Account], datetime, datetime],
+                   list[OwnerDigest]]
+
+
 async def schedule(settings: Settings, config: NotifyConfig, directory: Directory,
                    holds_first: Callable[[], dict[str, str] | None], deliver: Send,
-                   record: Record) -> None:
+                   record: Record, compose: Compose = compose,
+                   now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                   sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
     """The scheduled digests, sent when due by the notifier that holds partition 0 of the
     signals (``holds_first`` gives its record then, else None), until cancelled."""
     if not config.digest:
         return
-    now = datetime.now(UTC)
-    due = {d.name: next_due(d, now) for d in config.digest}
+    due = {d.name: next_due(d, now()) for d in config.digest}
     while True:
         name = min(due, key=lambda n: due[n])
-        await asyncio.sleep(max(0.0, (due[name] - datetime.now(UTC)).total_seconds()))
+        await sleep(max(0.0, (due[name] - now()).total_seconds()))
+        if now() < due[name]:
+            continue  # woken early: wait again
         digest = _digest(config, name)
         at = due[name]
         due[name] = next_due(digest, at)
@@ -198,7 +205,7 @@ async def schedule(settings: Settings, config: NotifyConfig, directory: Director
             owned = await asyncio.to_thread(compose, settings, digest,
                                             dict(directory.accounts), start, end)
             lines = await send(config, digest, owned, deliver, record,
-                               config.give_up_after.total_seconds(), records.get)
+                               config.give_up_after.total_seconds(), records.get, now)
         except Exception:  # noqa: BLE001 - a digest that fails must not stop the alerts
             log.exception("digest %s of %s failed", name, at.isoformat())
             continue
