@@ -346,6 +346,7 @@ def _update(state: AccountState, event: InputEvent, touch: Touch, t: float) -> N
         if _later(state.profile_at, t):  # the latest snapshot wins
             state.profile_at = t
             state.name, state.sector, state.tier_level = event.name, event.sector, event.tier
+            state.owner = event.owner  # a snapshot without one: the CRM cleared it
             state.renewal_day = event.renewal_date.toordinal() - EPOCH_ORDINAL
             state.arr = event.arr
             state.profile_champions = list(event.champion_ids)

@@ -52,6 +52,7 @@ class AccountState:
     high_water: float
     name: str | None = None
     sector: str | None = None
+    owner: str | None = None  # the CRM's owner of the account (a state saved before has none)
     tier_level: int | None = None
     renewal_day: int | None = None
     arr: float | None = None

@@ -106,6 +106,8 @@ class AccountProfile(_Envelope):
     renewal_date: Annotated[date, Field(ge=date(1970, 1, 1), le=date(2149, 6, 6))]
     arr: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     champion_ids: Annotated[list[Id], Field(max_length=1000)] = Field(default_factory=list)
+    # the account's owner in the CRM (e.g. the CSM's e-mail): radar notify routes by it
+    owner: Name | None = None
 
 
 InputEvent = Annotated[

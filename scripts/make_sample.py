@@ -15,6 +15,8 @@ OUT = Path(__file__).resolve().parent.parent / "samples" / "sample-events.jsonl"
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 FUNCTIONS = ["commercial", "financial", "technical", "operations", "procurement", "executive"]
 SENIORITY = ["c_level", "vp", "director", "manager", "individual"]
+# the accounts' owners in the CRM; every fourth account has none (the field is optional)
+OWNERS = ["ana@example.com", "bruno@example.com", "chiara@example.com"]
 
 
 def main() -> None:
@@ -37,7 +39,8 @@ def main() -> None:
         event("account_profile", START, account, name=f"Company {a}", sector=rng.choice(
             ["manufacturing", "energy", "software", "logistics"]), tier=rng.choice([1, 2, 3]),
             renewal_date=(date(2026, 3, 1) + timedelta(days=30 * a)).isoformat(),
-            arr=float(rng.randint(20, 400) * 1000), champion_ids=[champion])
+            arr=float(rng.randint(20, 400) * 1000), champion_ids=[champion],
+            **({} if a % 4 == 3 else {"owner": OWNERS[a % 3]}))
         for i, person in enumerate(people):
             event("role_change", START + timedelta(hours=i), account, stakeholder_id=person,
                   change="joined", title="Head of Something", function=FUNCTIONS[i % 6],

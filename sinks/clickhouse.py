@@ -24,15 +24,19 @@ from clickhouse_connect.driver.client import Client
 
 from processors.ingest import AcceptedEvent
 from schemas.dead_letter import DeadLetter
+from schemas.notify import DeliveryRecord
 from schemas.signals import Signal
 from sinks.dsn import parse_dsn, redact
 from sinks.rows import (
     ACCOUNT_STATE_COLUMNS,
     DEAD_LETTER_COLUMNS,
+    DELIVERY_COLUMNS,
     SIGNAL_COLUMNS,
     AccountView,
     account_state_row,
     dead_letter_row,
+    delivery_id,
+    delivery_row,
     event_json_line,
     ingested_at_text,
     signal_row,
@@ -69,6 +73,9 @@ JSON_INSERT_SETTINGS: dict[str, Any] = {
     "input_format_skip_unknown_fields": 1,
     # arr must round-trip to the same Float64 as the column insert, which sends binary doubles
     "precise_float_parsing": 1,
+    # an optional field the model writes as null (an account_profile's owner) into a column
+    # that is not Nullable: its default ('')
+    "input_format_null_as_default": 1,
 }
 
 
@@ -315,6 +322,16 @@ class ClickHouseWriter:
         rows = [signal_row(s, now) for s in unique.values()]
         return await self._write("signals", "concat(signal_id, ':', status)", list(unique),
                                  rows, column_insert("signals", SIGNAL_COLUMNS))
+
+    async def write_deliveries(self, records: Sequence[DeliveryRecord]) -> WriteResult:
+        """radar notify's records, one row per key (the latest ``recorded_at`` wins, see
+        sinks.schema); a record read again is found stored, by key and time, and skipped."""
+        now = self._clock()
+        unique = {delivery_id(r): r for r in records}
+        rows = [delivery_row(r, now) for r in unique.values()]
+        return await self._write(
+            "alert_deliveries", "concat(key, '@', toString(toUnixTimestamp64Milli(recorded_at)))",
+            list(unique), rows, column_insert("alert_deliveries", DELIVERY_COLUMNS))
 
     async def write_account_states(self, views: Sequence[AccountView],
                                    version: int | None = None) -> WriteResult:

@@ -7,6 +7,7 @@ lightweight ``DELETE``, which only masks rows until a merge. A signal that merel
 an erased person in its evidence (e.g. among "joined_since") is kept, with the id replaced by
 ``[erased]``; a signal *about* them (``stakeholder_id``) is removed. A dead letter whose raw
 payload holds the id as a JSON string is removed: its bytes cannot be trusted to be parsed.
+A delivery (``alert_deliveries``) names no person: those of the signals about one go with them.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def steps(kind: SubjectKind, subject_id: str) -> list[Step]:
             Step("alert_deliveries", f"account_id = {literal}"),
         ]
     return [
+        # a delivery names no person: those of the signals about them go, before those signals
+        Step("alert_deliveries",
+             f"signal_id IN (SELECT signal_id FROM signals WHERE stakeholder_id = {literal})"),
         Step("events", f"stakeholder_id = {literal}"),
         Step("signals", f"stakeholder_id = {literal}"),
         Step("signals", f"position(evidence, {quoted}) > 0",
@@ -57,7 +61,6 @@ def steps(kind: SubjectKind, subject_id: str) -> list[Step]:
         Step("account_state", f"has(champions, {literal})",
              update=f"champions = arrayFilter(c -> c != {literal}, champions)"),
         Step("dead_letters", f"position(payload, {quoted}) > 0"),
-        Step("alert_deliveries", f"stakeholder_id = {literal}"),
     ]
 
 

@@ -1,10 +1,11 @@
-"""Pure conversion of events and dead letters into ClickHouse rows (column order fixed here)."""
+"""Pure conversion of events, dead letters, signals, account states and alert deliveries into
+ClickHouse rows (column order fixed here)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -21,6 +22,7 @@ from schemas.events import (
     OutreachReply,
     RoleChange,
 )
+from schemas.notify import DeliveryRecord
 from schemas.signals import Signal
 
 
@@ -55,7 +57,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     # role_change
     "change", "title", "function", "seniority", "buying_role",
     # account_profile
-    "name", "sector", "tier", "renewal_date", "arr", "champion_ids",
+    "name", "sector", "tier", "renewal_date", "arr", "champion_ids", "owner",
     # where it came from
     "source_topic", "source_partition", "source_offset", "ingested_at",
 )
@@ -70,7 +72,7 @@ _EMPTY: dict[str, Any] = {
     "sequence_id": "", "reply_kind": "", "content_id": "", "action": "", "topic": None,
     "public": False, "change": "", "title": "", "function": "", "seniority": "",
     "buying_role": "", "name": "", "sector": "", "tier": None, "renewal_date": None,
-    "arr": None, "champion_ids": [],
+    "arr": None, "champion_ids": [], "owner": "",
 }
 
 
@@ -89,7 +91,7 @@ def _type_columns(e: object) -> dict[str, Any]:
     if isinstance(e, AccountProfile):
         return {"name": e.name, "sector": e.sector, "tier": e.tier,
                 "renewal_date": e.renewal_date, "arr": e.arr,
-                "champion_ids": list(e.champion_ids)}
+                "champion_ids": list(e.champion_ids), "owner": e.owner or ""}
     raise TypeError(f"not an input event: {type(e).__name__}")
 
 
@@ -160,8 +162,8 @@ SIGNAL_COLUMNS: tuple[str, ...] = (
 )
 
 ACCOUNT_STATE_COLUMNS: tuple[str, ...] = (
-    "account_id", "name", "sector", "tier_level", "tier", "tier_reasons", "renewal_date", "arr",
-    "champions", "score_7d", "score_30d", "score_90d", "score_prior_30d", "engaged_7d",
+    "account_id", "name", "sector", "owner", "tier_level", "tier", "tier_reasons", "renewal_date",
+    "arr", "champions", "score_7d", "score_30d", "score_90d", "score_prior_30d", "engaged_7d",
     "engaged_30d", "engaged_90d", "reached_7d", "reached_30d", "reached_90d", "functions_30d",
     "roster", "last_engaged_at", "last_exposed_at", "event_time", "late_ignored", "rule_version",
     "version",
@@ -190,8 +192,8 @@ def account_state_row(view: AccountView, version: int) -> list[Any]:
     s, f = view.state, view.figures
     renewal = None if s.renewal_day is None else date.fromordinal(s.renewal_day + EPOCH_ORDINAL)
     return [
-        s.account_id, s.name or "", s.sector or "", s.tier_level, s.tier or "stable",
-        list(view.tier_reasons), renewal, s.arr, list(f["champions"]),
+        s.account_id, s.name or "", s.sector or "", s.owner or "", s.tier_level,
+        s.tier or "stable", list(view.tier_reasons), renewal, s.arr, list(f["champions"]),
         f["score_7d"], f["score_30d"], f["score_90d"], f["score_prior_30d"],
         f["engaged_7d"], f["engaged_30d"], f["engaged_90d"],
         f["reached_7d"], f["reached_30d"], f["reached_90d"], list(f["functions_30d"]),
@@ -213,3 +215,43 @@ def account_state_json(view: AccountView, version: int) -> bytes:
     worker puts on the account-state topic and ``radar store`` inserts as it is."""
     row = dict(zip(ACCOUNT_STATE_COLUMNS, account_state_row(view, version), strict=True))
     return json.dumps(row, default=_json_value, separators=(",", ":")).encode()
+
+
+DELIVERY_COLUMNS: tuple[str, ...] = (
+    "key", "signal_id", "destination", "message", "outcome", "attempts", "http_status", "error",
+    "signal_type", "severity", "account_id", "owner", "detected_at", "recorded_at", "stored_at",
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def as_utc(at: datetime) -> datetime:
+    # the notifier writes aware times; a naive one is read as UTC, not as this machine's zone
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def delivery_id(record: DeliveryRecord) -> str:
+    """What tells a stored ``alert_deliveries`` row from a newer record of the same key: the key
+    and ``recorded_at`` in whole milliseconds, as ``DateTime64(3)`` keeps it (the writer's
+    already-stored check reads ``concat(key, '@', toString(toUnixTimestamp64Milli(...)))``)."""
+    return f"{record.key}@{(as_utc(record.recorded_at) - _EPOCH) // _MILLISECOND}"
+
+
+def delivery_problem(record: DeliveryRecord) -> str | None:
+    """Why ``record`` cannot be a row (a number beyond its column), or None. Such a record is
+    not radar notify's: an insert that fails would be retried for ever and stall the store."""
+    if record.attempts > 2**32 - 1:
+        return f"attempts {record.attempts} is beyond UInt32"
+    if record.http_status is not None and not 0 <= record.http_status <= 2**16 - 1:
+        return f"http_status {record.http_status} is not an HTTP status"
+    return None
+
+
+def delivery_row(record: DeliveryRecord, stored_at: datetime) -> list[Any]:
+    """``record`` as a row of ``DELIVERY_COLUMNS``."""
+    detected = None if record.detected_at is None else as_utc(record.detected_at)
+    return [
+        record.key, record.signal_id, record.destination, record.message, record.outcome,
+        record.attempts, record.http_status, record.error, record.signal_type, record.severity,
+        record.account_id, record.owner, detected, as_utc(record.recorded_at), stored_at,
+    ]

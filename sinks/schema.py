@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _DEDUP = "non_replicated_deduplication_window = 1000"
 
@@ -53,6 +53,7 @@ STATEMENTS: tuple[str, ...] = (
         renewal_date     Nullable(Date),
         arr              Nullable(Float64),
         champion_ids     Array(String),
+        owner            String,
         source_topic     LowCardinality(String),
         source_partition Int32,
         source_offset    Int64,
@@ -118,6 +119,7 @@ STATEMENTS: tuple[str, ...] = (
         account_id       String,
         name             String,
         sector           String,
+        owner            String,
         tier_level       Nullable(UInt8),
         tier             LowCardinality(String),
         tier_reasons     Array(String),
@@ -147,9 +149,35 @@ STATEMENTS: tuple[str, ...] = (
     ENGINE = ReplacingMergeTree(version)
     ORDER BY account_id
     """,
+    f"""
+    CREATE TABLE IF NOT EXISTS alert_deliveries
+    (
+        key          String,
+        signal_id    Nullable(String),
+        destination  LowCardinality(String),
+        message      LowCardinality(String),
+        outcome      LowCardinality(String),
+        attempts     UInt32,
+        http_status  Nullable(UInt16),
+        error        Nullable(String),
+        signal_type  LowCardinality(Nullable(String)),
+        severity     LowCardinality(Nullable(String)),
+        account_id   Nullable(String),
+        owner        Nullable(String),
+        detected_at  Nullable(DateTime64(3, 'UTC')),
+        recorded_at  DateTime64(3, 'UTC'),
+        stored_at    DateTime64(3, 'UTC')
+    )
+    -- radar notify's record of each delivery (schemas.notify.DeliveryRecord), one per
+    -- Idempotency-Key: the latest recorded wins. Not partitioned: a key's records must meet
+    -- in one partition to be replaced, whatever month each was recorded in
+    ENGINE = ReplacingMergeTree(recorded_at)
+    ORDER BY key
+    SETTINGS {_DEDUP}
+    """,
     """
     CREATE OR REPLACE VIEW at_risk_accounts AS
-    SELECT a.account_id, a.name, a.tier_reasons, a.renewal_date, a.arr, a.champions,
+    SELECT a.account_id, a.name, a.owner, a.tier_reasons, a.renewal_date, a.arr, a.champions,
            a.score_30d, a.score_prior_30d, a.engaged_30d, a.engaged_90d, a.last_engaged_at,
            s.churn_signals, s.last_signal_at
     FROM account_state AS a FINAL
@@ -164,7 +192,7 @@ STATEMENTS: tuple[str, ...] = (
     """,
     """
     CREATE OR REPLACE VIEW expansion_candidates AS
-    SELECT a.account_id, a.name, a.tier_reasons, a.arr, a.champions, a.engaged_30d,
+    SELECT a.account_id, a.name, a.owner, a.tier_reasons, a.arr, a.champions, a.engaged_30d,
            a.functions_30d, a.score_30d, a.score_prior_30d, s.expansion_signals, s.last_signal_at
     FROM account_state AS a FINAL
     LEFT JOIN
@@ -232,18 +260,22 @@ STATEMENTS: tuple[str, ...] = (
 
 # Columns added since a table was first made, and the ALTER that adds each one where it is
 # missing: a signals table of schema 2 (before withdrawals) gets status and withdrawn_at; its
-# engine keeps the last row written for an id (a withdrawal is written after its signal). Run
-# only when a column is missing, so the writer needs ALTER ADD COLUMN only for that upgrade.
+# engine keeps the last row written for an id (a withdrawal is written after its signal).
+# Schema 4 gives events and account_state the account's owner ('' where none), in the place a
+# new table has it, so an upgraded table and a new one read alike (``SELECT *``). Run only when
+# a column is missing, so the writer needs ALTER ADD COLUMN only for that upgrade.
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("signals", "status", "LowCardinality(String) DEFAULT 'open'"),
     ("signals", "withdrawn_at", "Nullable(DateTime64(3, 'UTC'))"),
     ("signals", "status_rank", "UInt8 DEFAULT 0"),
+    ("events", "owner", "String AFTER champion_ids"),
+    ("account_state", "owner", "String AFTER sector"),
 )
 
 
 def upgrade_statements(present: set[tuple[str, str]]) -> list[str]:
-    """The ALTERs that add the columns of ``ADDED_COLUMNS`` missing from ``present``
-    ((table, column) pairs as ``system.columns`` lists them)."""
+    """The ALTERs that add the columns of ``ADDED_COLUMNS`` (type, then place if any) missing
+    from ``present`` ((table, column) pairs as ``system.columns`` lists them)."""
     return [f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}"
             for table, column, kind in ADDED_COLUMNS if (table, column) not in present]
 

@@ -13,8 +13,9 @@ from typing import Any, Protocol
 
 from processors.ingest import AcceptedEvent
 from schemas.dead_letter import DeadLetter
+from schemas.notify import DeliveryRecord
 from schemas.signals import Signal
-from sinks.rows import STATUS_RANK
+from sinks.rows import STATUS_RANK, as_utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,16 +37,20 @@ class Sink(Protocol):
 
     async def write_account_state_lines(self, lines: Sequence[bytes]) -> WriteResult: ...
 
+    async def write_deliveries(self, records: Sequence[DeliveryRecord]) -> WriteResult: ...
+
 
 @dataclass
 class MemorySink:
     """The tables as ClickHouse keeps them after merging: one event per id, one dead letter per
-    id, the latest status per signal, the highest version per account."""
+    id, the latest status per signal, the highest version per account, the latest record per
+    delivery key."""
 
     events: dict[str, AcceptedEvent] = field(default_factory=dict)
     dead_letters: dict[str, DeadLetter] = field(default_factory=dict)
     signals: dict[str, Signal] = field(default_factory=dict)
     account_state: dict[str, dict[str, Any]] = field(default_factory=dict)
+    alert_deliveries: dict[str, DeliveryRecord] = field(default_factory=dict)
 
     async def write_events(self, accepted: Sequence[AcceptedEvent]) -> WriteResult:
         fresh = {a.event.event_id: a for a in accepted if a.event.event_id not in self.events}
@@ -75,3 +80,12 @@ class MemorySink:
             if known is None or row["version"] >= known["version"]:
                 self.account_state[row["account_id"]] = row
         return WriteResult("account_state", len(lines), len(lines), 0.0, 1)
+
+    async def write_deliveries(self, records: Sequence[DeliveryRecord]) -> WriteResult:
+        written = 0
+        for r in records:
+            known = self.alert_deliveries.get(r.key)
+            if known is None or as_utc(r.recorded_at) > as_utc(known.recorded_at):
+                self.alert_deliveries[r.key] = r
+                written += 1
+        return WriteResult("alert_deliveries", len(records), written, 0.0, 1)

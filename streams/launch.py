@@ -122,7 +122,8 @@ def wait_until_committed(settings: Settings, group: str, topics: list[str],
 
 def stored_topics(settings: Settings) -> list[str]:
     topics = settings.topics
-    return [*topics.inputs, topics.dead_letters, topics.signals, topics.account_state]
+    return [*topics.inputs, topics.dead_letters, topics.signals, topics.account_state,
+            topics.notify_deliveries]
 
 
 def wait_until_stored(settings: Settings, timeout: float = WAIT_TIMEOUT_S,

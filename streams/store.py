@@ -3,8 +3,9 @@
 The worker needs no database; this process keeps the analysts' tables from what is on Kafka:
 ``events`` from the input topics (decoded as the worker decodes them: a message's judgement
 depends on the message alone, ``processors.ingest``), ``dead_letters`` from the dead-letter
-topic, ``signals`` (latest status) from the signals topic and ``account_state`` from the
-compacted account-state topic.
+topic, ``signals`` (latest status) from the signals topic, ``account_state`` from the
+compacted account-state topic and ``alert_deliveries`` from radar notify's compacted deliveries
+topic.
 
 One batch at a time: fetch, insert each table's rows, then commit the offsets. A crash between
 an insert and its commit reads the batch again, and the writer stores each row once
@@ -32,10 +33,12 @@ from pydantic import ValidationError
 from processors.erasure import Erased, SubjectKind, scrub_signals, scrub_state_row
 from processors.ingest import RawMessage
 from schemas.dead_letter import from_message
+from schemas.notify import DeliveryRecord
 from schemas.signals import Signal
 from sinks.analyst import AnalystQueries
 from sinks.clickhouse import ClickHouseWriter
 from sinks.erasure import erase as erase_in_clickhouse
+from sinks.rows import delivery_problem
 from sinks.sink import Sink
 from streams.erasure import Eraser, follow_erasures, read_erasures, send_erasure_record
 from streams.metrics import Metrics
@@ -74,6 +77,7 @@ class StoreBatch:
     letters: list[Record] = field(default_factory=list)
     signals: list[Record] = field(default_factory=list)
     states: list[Record] = field(default_factory=list)
+    deliveries: list[Record] = field(default_factory=list)
 
 
 class Store:
@@ -89,7 +93,7 @@ class Store:
         topics = settings.topics
         self.inputs = frozenset(topics.inputs)
         self.kinds = {topics.dead_letters: "letters", topics.signals: "signals",
-                      topics.account_state: "states"}
+                      topics.account_state: "states", topics.notify_deliveries: "deliveries"}
         # held while a batch is decoded and inserted: an erasure waits for it
         self.gate = asyncio.Lock()
 
@@ -120,6 +124,8 @@ class Store:
                 lines = self._state_lines(batch.states)
                 if lines:
                     self.metrics.record_write(await self.writer.write_account_state_lines(lines))
+            if batch.deliveries:
+                await self._deliveries(batch.deliveries)
 
     def _state_lines(self, records: list[Record]) -> list[bytes]:
         """The account-state rows to insert, as they came (a tombstone is an erased account:
@@ -154,20 +160,43 @@ class Store:
             letters.append((dl, failed_at))
         self.metrics.record_write(await self.writer.write_dead_letters(letters))
 
+    def _skip(self, r: Record, what: str, why: str) -> None:
+        """A record that is not what its topic holds: kept out, counted, said loudly."""
+        self.metrics.store_skipped.labels(r.topic).inc()
+        log.error("%s[%d]@%d is not %s, not stored: %s", r.topic, r.partition, r.offset, what,
+                  why)
+
     async def _signals(self, records: list[Record]) -> None:
         signals = []
         for r in records:
             try:
                 signals.append(Signal.model_validate_json(r.value or b""))
-            except ValidationError as exc:  # not the worker's: kept out, said loudly
-                self.metrics.store_skipped.labels(r.topic).inc()
-                log.error("%s[%d]@%d is not a signal, not stored: %s", r.topic, r.partition,
-                          r.offset, exc.errors()[0]["msg"])
+            except ValidationError as exc:  # not the worker's
+                self._skip(r, "a signal", exc.errors()[0]["msg"])
         # sent before the worker that made them learned of an erasure: kept out, or the
         # person's name taken out of the evidence, as the erasure did to those stored
         signals = scrub_signals(signals, self.pipeline.erased)
         if signals:
             self.metrics.record_write(await self.writer.write_signals(signals))
+
+    async def _deliveries(self, records: list[Record]) -> None:
+        deliveries = []
+        for r in records:
+            if not r.value:
+                continue  # a tombstone: nothing to store (a stored row stays)
+            try:
+                record = DeliveryRecord.model_validate_json(r.value)
+            except ValidationError as exc:  # not radar notify's
+                self._skip(r, "a delivery record", exc.errors()[0]["msg"])
+                continue
+            problem = delivery_problem(record)
+            if problem is not None:
+                self._skip(r, "a delivery record", problem)
+            elif not (record.account_id is not None
+                      and self.pipeline.erased.account_erased(record.account_id)):
+                deliveries.append(record)  # an erased account's are kept out, as its signals
+        if deliveries:
+            self.metrics.record_write(await self.writer.write_deliveries(deliveries))
 
 
 def _record(m: Any) -> Record:

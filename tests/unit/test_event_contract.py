@@ -99,6 +99,17 @@ def test_account_profile_carries_its_champion_ids() -> None:
     assert event.champion_ids == ["person-1", "person-2"]
 
 
+@pytest.mark.parametrize("given", [{}, {"owner": None}], ids=["absent", "null"])
+def test_an_account_profile_need_not_name_an_owner(given: dict[str, Any]) -> None:
+    assert decode(build_event("account_profile", **given)).owner is None
+
+
+def test_an_account_profile_names_its_owner_up_to_256_characters() -> None:
+    assert decode(build_event("account_profile", owner="ana@example.com")).owner == \
+        "ana@example.com"
+    assert decode(build_event("account_profile", owner="o" * 256)).owner == "o" * 256
+
+
 def test_explicit_optional_values_are_kept() -> None:
     ad = decode(build_event("ad_impression", clicked=True, cost_micros=0))
     content = decode(build_event("content_interaction", public=True, topic="pricing"))
@@ -519,6 +530,18 @@ def test_an_enum_field_outside_its_values_is_refused(
         pytest.param(
             "account_profile", "name", "", "name: String should have at least 1 character",
             id="name-empty",
+        ),
+        pytest.param(
+            "account_profile", "owner", "", "owner: String should have at least 1 character",
+            id="owner-empty",
+        ),
+        pytest.param(
+            "account_profile", "owner", "o" * 257,
+            "owner: String should have at most 256 characters", id="owner-too-long",
+        ),
+        pytest.param(
+            "account_profile", "owner", ["ana@example.com"], "owner: Input should be a valid "
+            "string", id="owner-not-a-string",
         ),
     ],
 )

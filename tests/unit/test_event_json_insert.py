@@ -48,7 +48,7 @@ FLOATS = [353000.0, 0.1 + 0.2, 1 / 3, 123456789.123456789, 2.718281828459045e-7,
 # must still store the same: each is overridden by a setting of JSON_INSERT_SETTINGS.
 STRICT_DEFAULTS: dict[str, Any] = {
     "date_time_input_format": "basic", "input_format_skip_unknown_fields": 0,
-    "precise_float_parsing": 0,
+    "precise_float_parsing": 0, "input_format_null_as_default": 0,
 }
 
 
@@ -135,6 +135,8 @@ def account_profiles() -> list[dict[str, Any]]:
                     renewal_date="1970-01-01"),
         build_event("account_profile", event_id="profile-date-max", tier=3,
                     renewal_date="2149-06-06"),
+        build_event("account_profile", event_id="profile-owner", owner=AWKWARD[:256]),
+        build_event("account_profile", event_id="profile-null-owner", owner=None),
     ]
     return events
 
@@ -234,6 +236,8 @@ def test_the_json_insert_stores_what_the_column_insert_stored(tmp_path: Path) ->
     assert stored["ad-max-cost"]["cost_micros"] == 2**63 - 1
     assert stored["profile-champions"]["champion_ids"] == ["p1", AWKWARD, "p1", "日本"]
     assert stored["profile-champions"]["stakeholder_id"] == ""
+    assert stored["profile-owner"]["owner"] == AWKWARD[:256]
+    assert stored["profile-null-owner"]["owner"] == stored["reply-1"]["owner"] == ""
     assert [stored[f"arr-{i:03d}"]["arr"] for i in range(len(FLOATS))] == FLOATS
     assert stored["at-01"]["occurred_at"] == naive_utc(2026, 1, 5, 7, 30)
     assert stored["at-06"]["occurred_at"] == naive_utc(2026, 1, 5, 9, 0, 0, 123000)

@@ -22,7 +22,7 @@ EMPTY_TYPE_COLUMNS: dict[str, Any] = {
     "sequence_id": "", "reply_kind": "", "content_id": "", "action": "", "topic": None,
     "public": False, "change": "", "title": "", "function": "", "seniority": "",
     "buying_role": "", "name": "", "sector": "", "tier": None, "renewal_date": None,
-    "arr": None, "champion_ids": [],
+    "arr": None, "champion_ids": [], "owner": "",
 }
 
 
@@ -99,6 +99,13 @@ def test_envelope_and_source_columns_with_occurred_at_converted_to_utc() -> None
             {"name": "Acme Corp", "sector": "energy", "tier": 2,
              "renewal_date": date(2026, 3, 1), "arr": 353000.0, "champion_ids": ["p1", "p2"]},
             id="account_profile",
+        ),
+        pytest.param(
+            build_event("account_profile", owner="ana@example.com"),
+            {"name": "Acme Corp", "sector": "energy", "tier": 2,
+             "renewal_date": date(2026, 3, 1), "arr": 353000.0, "champion_ids": [],
+             "owner": "ana@example.com"},
+            id="account_profile-owner",
         ),
     ],
 )

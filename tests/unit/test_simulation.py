@@ -248,6 +248,48 @@ def test_an_expansion_is_an_arr_increase_in_the_crm(reduced: Written) -> None:
         assert closing[0].arr > before[-1].arr
 
 
+def test_every_account_has_one_owner_from_a_small_team_of_csms(reduced: Written) -> None:
+    owners: dict[str, set[str | None]] = defaultdict(set)
+    for e in reduced.events():
+        if isinstance(e, AccountProfile):
+            owners[e.account_id].add(e.owner)
+    assert len(owners) == 20
+    assert all(len(named) == 1 and None not in named for named in owners.values())
+    team = Counter(next(iter(named)) for named in owners.values())
+    assert 3 <= len(team) <= 6  # a few CSMs, each with a book of accounts
+    assert all(str(owner).endswith("@example.com") for owner in team)
+
+
+def test_owners_follow_the_seed_and_change_nothing_else(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Owners come from a stream of their own: the same seed gives the same owners, and the
+    world without them is the world the same seed made before accounts had owners."""
+    def owners(world: Written) -> dict[str, str | None]:
+        return {e.account_id: e.owner for e in world.events() if isinstance(e, AccountProfile)}
+
+    args = {"accounts": 12, "days": 60, "bad_rate": 0.01}
+    with_owners = write(tmp_path / "a", seed=3, **args)
+    assert owners(write(tmp_path / "b", seed=3, **args)) == owners(with_owners)
+    assert owners(write(tmp_path / "c", seed=4, **args)) != owners(with_owners)
+
+    monkeypatch.setattr("tools.simulation.plans.owner_of", lambda seed, account_id: None)
+    without = write(tmp_path / "d", seed=3, **args)
+    assert set(owners(without).values()) == {None}
+
+    def unowned(line: str) -> str:
+        try:
+            fields = json.loads(line)
+        except json.JSONDecodeError:
+            return line  # a broken line: never a profile
+        if isinstance(fields, dict) and fields.get("type") == "account_profile":
+            fields.pop("owner", None)
+            return json.dumps(fields, separators=(",", ":"))
+        return line
+
+    assert [unowned(x) for x in with_owners.lines] == without.lines
+    assert with_owners.labels == without.labels
+
+
 # -- the command -------------------------------------------------------------------------------
 def test_radar_simulate_writes_both_files_and_a_one_line_summary(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

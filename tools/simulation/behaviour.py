@@ -338,10 +338,13 @@ class AccountLife:
         t, stamp = day.stamp(second, "+00:00")
         eid = self.ids.next()
         renewal = date.fromordinal(self.start_day + self.renewal_day)
-        out.append((t, eid, {
+        profile: dict[str, Any] = {
             "event_id": eid, "type": "account_profile", "schema_version": 1,
             "occurred_at": stamp, "account_id": plan.account_id, "name": plan.name,
             "sector": plan.sector, "tier": plan.tier, "renewal_date": renewal.isoformat(),
             "arr": self.arr, "champion_ids": list(self.champion_ids),
-        }))
+        }
+        if plan.owner is not None:
+            profile["owner"] = plan.owner
+        out.append((t, eid, profile))
         return stamp

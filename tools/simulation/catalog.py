@@ -8,6 +8,12 @@ SECTORS: tuple[str, ...] = (
     "professional services", "manufacturing", "telecom",
 )
 
+# the customer-success managers who own the accounts in the CRM (account_profile.owner)
+ACCOUNT_OWNERS: tuple[str, ...] = (
+    "ana@example.com", "bruno@example.com", "chiara@example.com", "dmitri@example.com",
+    "eun-ji@example.com",
+)
+
 # sector -> the thought-leadership topics written for it (the playbook's "expertise signal")
 TOPICS: dict[str, tuple[str, ...]] = {
     "energy tech": ("electrification", "grid flexibility", "energy storage"),

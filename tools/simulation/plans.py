@@ -24,6 +24,7 @@ from tools.simulation.world import (
     Trajectory,
     base_plan,
     new_person,
+    owner_of,
     pick,
 )
 
@@ -96,6 +97,7 @@ def plan_account(index: int, seed: int, days: int, scenario: Scenario) -> Accoun
     rng = account_rng(seed, index)
     tier = scenario.tier or int(pick(rng, TIERS))
     plan = base_plan(index, rng, tier, scenario.trajectory, scenario.ad_mode)
+    plan.owner = owner_of(seed, plan.account_id)
     if scenario.renewal_after is not None:
         plan.renewal_day = rng.randint(scenario.renewal_after, scenario.renewal_after + 250)
     single = scenario.single_threaded

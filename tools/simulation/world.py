@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass, field
 
 from tools.simulation.catalog import (
+    ACCOUNT_OWNERS,
     NAME_ENDS,
     NAME_STARTS,
     NAME_SUFFIXES,
@@ -125,6 +126,7 @@ class AccountPlan:
     growth_start: int | None = None
     expansion_day: int | None = None
     ad_pause: tuple[int, int] | None = None  # always-on advertising paused [from, to)
+    owner: str | None = None  # the CSM who owns it in the CRM (see owner_of)
     moments: dict[int, list[Moment]] = field(default_factory=dict)
     pricing_visits: dict[int, list[str]] = field(default_factory=dict)  # day -> stakeholders
 
@@ -134,6 +136,12 @@ class AccountPlan:
 
 def account_id_of(index: int) -> str:
     return f"acct-{index:05d}"
+
+
+def owner_of(seed: int, account_id: str) -> str:
+    """The account's owner: drawn from a stream of its own, so giving accounts owners changed
+    nothing else the same seed makes."""
+    return random.Random(f"radar-simulate:{seed}:owner:{account_id}").choice(ACCOUNT_OWNERS)
 
 
 def company_name(rng: random.Random) -> str:
