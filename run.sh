@@ -25,6 +25,12 @@ case "${1:-}" in
   test)
     shift
     setup
+    if ! command -v promtool >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      # Prometheus' own checker of the alert rules (tests/unit/test_alert_rules.py)
+      echo "installing promtool (Debian's prometheus package) ..."
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends prometheus >/dev/null) || echo "could not install promtool"
+    fi
     echo "== lint (ruff) and types (mypy --strict)"
     .venv/bin/ruff check .
     .venv/bin/mypy
