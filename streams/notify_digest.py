@@ -1,6 +1,6 @@
 """Digests of ``radar notify`` (SPEC section 10): what a ``[[digest]]`` summarises is read
 from Kafka (the signals and account-tiers topics, from the period's start by timestamp; the
-account-state topic for names and owners), composed per owner (``processors.notify.digest``)
+accounts topic for names and owners), composed per owner (``processors.notify.digest``)
 and sent to its destination, each owner's digest recorded on the deliveries topic under its
 own key, so a scheduled digest goes once whatever the restarts.
 
@@ -31,7 +31,7 @@ from processors.notify.digest import (
 from processors.notify.messages import IDEMPOTENCY_HEADER, Account, signature
 from schemas.notify import DeliveryRecord, Digest, NotifyConfig, NotifyConfigError, Outcome
 from sinks.webhook import DeliveryResult
-from streams.notify_kafka import Directory
+from streams.notify_kafka import Directory, accounts_topic
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -146,9 +146,9 @@ def send_digest_now(settings: Settings, name: str) -> str:
     config = read_config(settings)
     digest = _digest(config, name)
     directory = Directory()
-    for row in read_topics(settings, [settings.topics.account_state], None)[
-            settings.topics.account_state]:
-        directory.apply_state(str(row.get("account_id", "")).encode(), json.dumps(row).encode())
+    for profile in read_topics(settings, [accounts_topic(settings)], None)[
+            accounts_topic(settings)]:
+        directory.apply_profile(json.dumps(profile).encode())
     start, end = period(digest, datetime.now(UTC))
     owned = compose(settings, digest, directory.accounts, start, end)
     head = f"digest {name} of {start.isoformat(timespec='minutes')} to " \

@@ -1,8 +1,9 @@
 """What ``radar notify`` reads from Kafka besides the signals (SPEC section 10):
 
-- the **directory**: each account's name and owner, from the compacted account-state topic,
-  and the snoozes ``radar snooze`` wrote on the compacted snoozes topic; both read whole before
-  the first signal is judged, then followed;
+- the **directory**: each account's name and owner, from its latest ``account_profile`` (the
+  compacted accounts topic: a small one, where the account-state topic carries a large row per
+  change of any account), and the snoozes ``radar snooze`` wrote on the compacted snoozes
+  topic; both read whole before the first signal is judged, then followed;
 - the **record of deliveries** of a signals partition (the deliveries topic, compacted, one
   record per Idempotency-Key, on the signal's partition): read whole when the partition is
   assigned, so what an earlier notifier delivered is not sent again.
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 
 from processors.notify.messages import Account
 from processors.notify.routing import Snooze
+from schemas.events import INPUT_EVENT, AccountProfile
 from schemas.notify import DeliveryRecord
 from streams.settings import Settings
 
@@ -61,22 +63,29 @@ class Directory:
 
     accounts: dict[str, Account] = field(default_factory=dict)
     snoozes: dict[bytes, Snooze] = field(default_factory=dict)
+    # the event time of each account's profile: a late older one changes nothing
+    profiled_at: dict[str, datetime] = field(default_factory=dict)
 
     def account(self, account_id: str) -> Account:
         return self.accounts.get(account_id) or Account(account_id)
 
-    def apply_state(self, key: bytes | None, value: bytes | None) -> None:
-        if value is None:  # an erased account's tombstone
-            if key is not None:
-                self.accounts.pop(key.decode(errors="replace"), None)
+    def apply_profile(self, value: bytes | None) -> None:
+        """An ``account_profile`` as the worker judges it (the same contract): the latest by
+        event time wins, as in the engine; anything else on the topic is left out."""
+        if not value:
             return
         try:
-            row = json.loads(value)
-            account_id = str(row["account_id"])
-        except (ValueError, KeyError, TypeError):
+            profile = INPUT_EVENT.validate_json(value)
+        except ValidationError:
             return
-        self.accounts[account_id] = Account(account_id, row.get("name") or None,
-                                            row.get("owner") or None)
+        if not isinstance(profile, AccountProfile):
+            return
+        before = self.profiled_at.get(profile.account_id)
+        if before is not None and profile.occurred_at < before:
+            return
+        self.profiled_at[profile.account_id] = profile.occurred_at
+        self.accounts[profile.account_id] = Account(profile.account_id, profile.name,
+                                                    profile.owner)
 
     def apply_snooze(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
@@ -124,15 +133,16 @@ def _consumer(settings: Settings, client_id: str) -> Any:
 
 async def follow_directory(settings: Settings, directory: Directory,
                            caught_up: asyncio.Event) -> None:
-    """Read the account-state and snoozes topics whole (then set ``caught_up``), and follow
-    them until cancelled."""
+    """Read the accounts and snoozes topics whole (then set ``caught_up``), and follow them
+    until cancelled."""
     from aiokafka import TopicPartition
 
     topics = settings.topics
     consumer = _consumer(settings, "radar-notify-directory")
     await consumer.start()
     try:
-        tps = [TopicPartition(t, p) for t in (topics.account_state, topics.notify_snoozes)
+        accounts = accounts_topic(settings)
+        tps = [TopicPartition(t, p) for t in (accounts, topics.notify_snoozes)
                for p in await partitions_of(settings, t)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
@@ -140,15 +150,22 @@ async def follow_directory(settings: Settings, directory: Directory,
         while True:
             fetched = await consumer.getmany(timeout_ms=POLL_MS, max_records=10_000)
             for tp, messages in fetched.items():
-                apply = directory.apply_state if tp.topic == topics.account_state \
-                    else directory.apply_snooze
                 for m in messages:
-                    apply(m.key, m.value)
+                    if tp.topic == accounts:
+                        directory.apply_profile(m.value)
+                    else:
+                        directory.apply_snooze(m.key, m.value)
             if not caught_up.is_set() and \
                     all([await consumer.position(tp) >= ends[tp] for tp in tps]):
                 caught_up.set()
     finally:
         await consumer.stop()
+
+
+def accounts_topic(settings: Settings) -> str:
+    topic = settings.topics.for_type("account_profile")
+    assert topic is not None
+    return topic
 
 
 class RecordReader:

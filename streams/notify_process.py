@@ -83,7 +83,7 @@ async def _until_ready(caught_up: asyncio.Event, following: asyncio.Future[Any])
         following.result()
         raise RuntimeError("the directory stopped being followed")
     if not done:
-        raise RuntimeError(f"the account-state and snoozes topics were not read within "
+        raise RuntimeError(f"the accounts and snoozes topics were not read within "
                            f"{DIRECTORY_TIMEOUT_S:g} s")
 
 

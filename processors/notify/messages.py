@@ -19,7 +19,7 @@ EVIDENCE_ITEMS = 6  # figures shown in the one-line evidence
 
 @dataclass(frozen=True)
 class Account:
-    """What the notifier knows of a signal's account (from ``radar.account-state``)."""
+    """What the notifier knows of a signal's account (its latest ``account_profile``)."""
 
     account_id: str
     name: str | None = None

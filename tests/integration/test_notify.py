@@ -72,11 +72,15 @@ def produce(radar: RadarEnv, signals: list[dict[str, Any]]) -> float:
 
 
 def produce_accounts(radar: RadarEnv, accounts: list[str]) -> None:
-    """Account-state rows as the worker writes them (the notifier reads name and owner)."""
+    """The accounts' CRM profiles, where the notifier reads their names and owners."""
     p = KafkaProducer(bootstrap_servers=radar.env["RADAR_KAFKA_BOOTSTRAP"], acks="all")
+    topic = radar.settings.topics.for_type("account_profile")
     for a in accounts:
-        p.send(radar.settings.topics.account_state, key=a.encode(), value=json.dumps(
-            {"account_id": a, "name": f"Company {a}", "owner": owner_of(a)}).encode())
+        p.send(topic, key=a.encode(), value=json.dumps({
+            "event_id": f"profile-{a}", "type": "account_profile", "schema_version": 1,
+            "occurred_at": "2026-01-01T00:00:00+00:00", "account_id": a,
+            "name": f"Company {a}", "sector": "software", "tier": 1,
+            "renewal_date": "2027-06-01", "arr": 100000.0, "owner": owner_of(a)}).encode())
     p.flush()
     p.close()
 

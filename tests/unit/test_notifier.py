@@ -174,3 +174,29 @@ def test_what_is_not_a_signal_is_skipped_and_committed_past() -> None:
         assert n.committable() == {0: 3} and fakes.sent == []
 
     asyncio.run(run())
+
+
+def profile(account: str, day: int, owner: str | None, **extra: object) -> bytes:
+    body: dict[str, object] = {
+        "event_id": f"p-{account}-{day}", "type": "account_profile", "schema_version": 1,
+        "occurred_at": f"2026-01-{day:02d}T00:00:00+00:00", "account_id": account,
+        "name": f"Company {day}", "sector": "software", "tier": 1,
+        "renewal_date": "2027-01-01", "arr": 1.0, **extra}
+    if owner is not None:
+        body["owner"] = owner
+    return json.dumps(body).encode()
+
+
+def test_the_directory_keeps_each_accounts_latest_profile_by_event_time() -> None:
+    d = Directory()
+    d.apply_profile(profile("acct-1", 5, "ana@example.com"))
+    d.apply_profile(profile("acct-1", 3, "bob@example.com"))  # older, arriving late
+    assert d.account("acct-1").owner == "ana@example.com"
+    assert d.account("acct-1").name == "Company 5"
+    d.apply_profile(profile("acct-1", 9, None))  # the CRM no longer names one
+    assert d.account("acct-1").owner is None and d.account("acct-1").name == "Company 9"
+    d.apply_profile(profile("acct-1", 12, "eve@example.com", tier="1"))  # refused by the contract
+    d.apply_profile(b"not json")
+    d.apply_profile(None)
+    assert d.account("acct-1").owner is None
+    assert d.account("acct-2").owner is None and d.account("acct-2").name is None
