@@ -207,8 +207,11 @@ def run_demo(settings: Settings, world: DemoWorld | None = None,
 
             try:
                 wait_until_stored(settings, on_progress=progress)
-                # every signal judged and its deliveries recorded by the notifier
+                # every signal judged and its deliveries recorded by the notifier, and the
+                # record stored in ClickHouse (alert_deliveries)
                 wait_until_committed(settings, settings.notify_group, [settings.topics.signals])
+                wait_until_committed(settings, settings.store_group,
+                                     [settings.topics.notify_deliveries])
             except LaunchError as exc:
                 raise DemoError(str(exc)) from exc
         time.sleep(0.5)  # the last alerts on their way to the tail
@@ -218,6 +221,11 @@ def run_demo(settings: Settings, world: DemoWorld | None = None,
         _summary(settings, since)
         _section("alerts delivered to people (radar notify -> a local receiver)")
         print(notify.report(metrics_url(notify_settings, "notify")))
+        _show(settings, "alert deliveries as stored (ClickHouse alert_deliveries)",
+              "SELECT destination, message, outcome, count() AS deliveries, "
+              "uniqExact(owner) AS owners FROM alert_deliveries FINAL "
+              f"WHERE recorded_at >= toDateTime64('{since:%Y-%m-%d %H:%M:%S}', 3, 'UTC') "
+              "GROUP BY destination, message, outcome ORDER BY destination, message, outcome")
         if labels is not None:
             from tools.evaluate import CHART_FILE, REPORT_FILE, render_text, run_evaluation
 

@@ -62,6 +62,10 @@ def test_demo_on_a_reduced_world_reports_every_signal_type_and_the_evaluation(
     assert re.search(r"(CHAMPION LEFT|RENEWAL AT RISK|SUCCESSION OVERDUE) AT", delivered)
     assert re.search(r"crm-hook\s+delivered\s+" + received.group(2) + r"\b", delivered)
     assert "received twice by the receiver: 0" in delivered
+    stored = dict(radar.sql("SELECT destination, countIf(outcome = 'delivered') "
+                            "FROM alert_deliveries FINAL GROUP BY destination"))
+    assert stored["crm-hook"] == int(received.group(2))
+    assert stored["cs-team"] == int(received.group(1))
     radar_pids = subprocess.run(["pgrep", "-f", "streams.cli (worker|store|notify)"],
                                 capture_output=True, text=True, check=False).stdout.split()
     for pid in radar_pids:
