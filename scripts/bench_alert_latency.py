@@ -28,7 +28,6 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -44,6 +43,7 @@ sys.path.insert(0, str(REPO))
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 
 from streams import kafka_local  # noqa: E402
+from streams.launch import launch  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 from tools.local_receiver import Receiver, ReceiverThread  # noqa: E402
 
@@ -124,7 +124,7 @@ def measure(args: argparse.Namespace, base: Settings) -> None:
                                  "champion_ids": [f"c{i}"]})
     producer.flush()
 
-    procs = [start(REPO, tmp, "worker", {**os.environ, **env}, f"{settings.web_url}/metrics")]
+    procs = [launch("worker", settings, tmp / "worker.log", {**os.environ, **env}, cwd=REPO)]
     receiver: ReceiverThread | None = None
     if args.notify:
         receiver = ReceiverThread(Receiver())
@@ -135,7 +135,7 @@ def measure(args: argparse.Namespace, base: Settings) -> None:
                           'destination = "hook"\n')
         env_n = {**os.environ, **env, "RADAR_NOTIFY_CONFIG": str(config),
                  "RADAR_NOTIFY_PORT": "6099"}
-        procs.append(start(REPO, tmp, "notify", env_n, "http://127.0.0.1:6099/metrics"))
+        procs.append(launch("notify", load_settings(env_n), tmp / "notify.log", env_n, cwd=REPO))
         while True:  # steady state: the notifier holds the signals' partitions
             with urllib.request.urlopen("http://127.0.0.1:6099/metrics", timeout=5) as page:
                 if "radar_notify_partitions 0.0" not in page.read().decode():
@@ -227,25 +227,6 @@ def measure(args: argparse.Namespace, base: Settings) -> None:
         if receiver is not None:
             receiver.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def start(repo: Path, tmp: Path, command: str, env: dict[str, str],
-          url: str) -> subprocess.Popen[bytes]:
-    """``radar <command>``, once it answers ``url``."""
-    log = (tmp / f"{command}.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", command], cwd=repo, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"radar {command} exited: {(tmp / f'{command}.log').read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"radar {command} did not answer {url}")
 
 
 if __name__ == "__main__":
