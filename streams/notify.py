@@ -293,9 +293,21 @@ class Notifier:
 
 
 async def restore(reader: RecordReader, notifier: Notifier, partitions: list[int]) -> None:
-    """Read the record of newly assigned partitions before any of their signals is judged."""
-    if partitions:
-        notifier.restored(await reader.read(partitions))
+    """Read the record of newly assigned partitions before any of their signals is judged
+    (retried while Kafka does not answer: judging without it could send again)."""
+    from aiokafka.errors import KafkaError
+
+    while True:
+        wanted = [p for p in partitions if p in notifier.partitions]
+        if not wanted:
+            return
+        try:
+            notifier.restored(await reader.read(wanted))
+            return
+        except KafkaError as exc:
+            log.warning("reading the record of partitions %s failed (%s); retrying", wanted,
+                        type(exc).__name__)
+            await asyncio.sleep(RECORD_RETRY_S)
 
 
 def counted_retries(metrics: Metrics) -> Callable[[str], None]:
