@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import signal as os_signal
 import time
 from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from streams import kafka_local
 from tests.integration.conftest import RadarEnv, encode, event
 
 pytestmark = pytest.mark.integration
@@ -140,33 +138,3 @@ def test_replaying_the_same_events_yields_the_same_signals(radar: RadarEnv) -> N
     radar.start()
     radar.wait_caught_up()
     assert signal_set(radar) == once
-
-
-def test_sigkill_mid_stream_yields_the_same_signals_as_an_uninterrupted_run(
-    radar: RadarEnv,
-) -> None:
-    history = [e for a in range(12) for e in account_history(f"acct-{a}", start=a * 1000,
-                                                            champion_leaves=a % 3 == 0)]
-    history.sort(key=lambda e: e["occurred_at"])  # the world as it happened, in time order
-    publish(radar, history)
-    reference = radar.start()
-    radar.wait_caught_up()
-    expected = signal_set(radar)
-    assert sum(1 for s in expected if s[2] == "succession_overdue") == 4
-    assert radar.stop(reference) == 0
-    assert radar.stop(radar.stores[-1]) == 0
-
-    # the same world on fresh topics, with the worker killed halfway through
-    radar.env["RADAR_TOPIC_PREFIX"] += "k"
-    radar.env["RADAR_APP_ID"] += "-killed"
-    radar.env["RADAR_CLICKHOUSE_DSN"] += "-killed"
-    kafka_local.create_topics(radar.settings, say=lambda _: None)
-    half = len(history) // 2
-    publish(radar, history[:half])
-    worker = radar.start()
-    radar.wait_for("SELECT count() FROM signals", lambda n: n >= 5)
-    assert radar.stop(worker, os_signal.SIGKILL) == -os_signal.SIGKILL
-    publish(radar, history[half:])
-    radar.start()
-    radar.wait_caught_up()
-    assert signal_set(radar) == expected
