@@ -9,8 +9,10 @@ champion is known, then publishes one ``role_change = left`` at a time and measu
 consumer on the alerts topic, the time from the producer's send to the alert arriving. Prints
 p50/p90/p99/max. The same run times a raw produce -> consume round trip on a plain topic as the
 baseline. With ``--notify``, ``radar notify`` runs too, routing every alert to a webhook on a
-local receiver (``tools.local_receiver``), and the time from the send to the webhook received
-is measured for the same departures (SPEC section 10: p99 <= 1 s).
+local receiver (``tools.local_receiver``) (the measured accounts' only: they have an owner of
+their own, so the loaded world's alerts do not queue at the receiver), and the time from the
+send to the webhook received is measured for the same departures (SPEC section 10: p99 <=
+1 s), as is what the notifier adds after the alert was seen on Kafka.
 
 With ``--load``, the lines of FILE (e.g. the default world of ``radar simulate``) stream to the
 input topics at ``--load-rate`` events/s from before the first departure until the last, each
@@ -121,7 +123,7 @@ def measure(args: argparse.Namespace, base: Settings) -> None:
     for i in range(n):
         send("account_profile", {"account_id": f"a{i}", "name": "A", "sector": "s", "tier": 1,
                                  "renewal_date": "2027-06-01", "arr": 1.0,
-                                 "champion_ids": [f"c{i}"]})
+                                 "champion_ids": [f"c{i}"], "owner": "bench@example.com"})
     producer.flush()
 
     procs = [launch("worker", settings, tmp / "worker.log", {**os.environ, **env}, cwd=REPO)]
@@ -132,7 +134,7 @@ def measure(args: argparse.Namespace, base: Settings) -> None:
         config = tmp / "notify.toml"
         config.write_text(f'[[destination]]\nname = "hook"\nkind = "webhook"\n'
                           f'url = "http://127.0.0.1:{port}/hook"\n[[route]]\n'
-                          'destination = "hook"\n')
+                          'destination = "hook"\nowners = ["bench@example.com"]\n')
         env_n = {**os.environ, **env, "RADAR_NOTIFY_CONFIG": str(config),
                  "RADAR_NOTIFY_PORT": "6099"}
         procs.append(launch("notify", load_settings(env_n), tmp / "notify.log", env_n, cwd=REPO))
@@ -160,6 +162,7 @@ def measure(args: argparse.Namespace, base: Settings) -> None:
             load.start()
             time.sleep(3)  # the stream under way on every source before the first departure
         latencies: list[float] = []
+        alerted_at: dict[str, float] = {}
         sent_at: dict[str, float] = {}
         for i in range(n):
             sent_at[f"a{i}"] = time.time()
@@ -175,6 +178,7 @@ def measure(args: argparse.Namespace, base: Settings) -> None:
                                      for r in records)
             if got:
                 latencies.append(time.perf_counter() - sent)
+                alerted_at[f"a{i}"] = sent_at[f"a{i}"] + latencies[-1]
             else:
                 print(f"  departure {i}: no alert within 10 s")
             time.sleep(0.1)  # light load: one departure at a time
@@ -200,6 +204,7 @@ def measure(args: argparse.Namespace, base: Settings) -> None:
                 raw.append(time.perf_counter() - sent)
         print(f"alerts received: {len(latencies)}/{n}")
         hooked: list[float] = []
+        added: list[float] = []  # what the notifier adds: webhook received - alert on Kafka
         if receiver is not None:
             deadline = time.monotonic() + 10
             while len(receiver.receiver.delivered("hook")) < n and time.monotonic() < deadline:
@@ -208,9 +213,12 @@ def measure(args: argparse.Namespace, base: Settings) -> None:
                 account = json.loads(r.body)["account_id"]
                 if account in sent_at:
                     hooked.append(r.at - sent_at[account])
+                if account in alerted_at:
+                    added.append(r.at - alerted_at[account])
             print(f"webhooks received: {len(hooked)}/{n}")
         for name, values in (("champion_left -> alert", latencies),
-                             ("champion_left -> webhook", hooked), ("raw round trip", raw)):
+                             ("champion_left -> webhook", hooked),
+                             ("alert seen -> webhook", added), ("raw round trip", raw)):
             if values:
                 print(f"  {name:<24} p50 {pct(values, .5) * 1000:7.1f} ms   "
                       f"p90 {pct(values, .9) * 1000:7.1f} ms   p99 {pct(values, .99) * 1000:7.1f} ms"
