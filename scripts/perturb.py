@@ -60,8 +60,8 @@ of appearance), and which partitions moved when.
   partition again.
 - ``kill9of3``: three workers, settled, then at ``--rate``; at 1/2 of the stream the second one
   is killed with SIGKILL and the producer goes on. The group hands that worker's partitions to
-  the two others only once its coordinator gives up on it: Faust's ``broker_session_timeout``,
-  60 s (no ``RADAR_*`` setting changes it), after its last heartbeat.
+  the two others only once its coordinator gives up on it: ``RADAR_SESSION_TIMEOUT_SECONDS``
+  (60 s; ``--session-seconds``) after its last heartbeat. ``kill9`` waits that long too.
 - ``no-keys3``: three workers, settled, then the world published without keys (as
   ``no-keys``): most events land on a partition that another worker owns than their account's,
   and reach their owner through the workers' rerouted topic.
@@ -145,7 +145,7 @@ SEVERAL_WORKERS = frozenset({"workers3", "scale1to3to1", "kill9of3", "no-keys3",
                              "no-keys3-forming"})
 EXACT_ROWS = SEVERAL_WORKERS
 GROUP_SETTLE_TIMEOUT_S = 120.0  # for the group to settle after workers start or stop
-# after a SIGKILL: the session timeout (60 s) and then a rebalance
+# after a SIGKILL: the session timeout (at most 60 s here) and then a rebalance
 GROUP_EXPIRY_TIMEOUT_S = 240.0
 # mixed-partitioners: the types a librdkafka client sends (web and ad sources); the rest go
 # through kafka-python, whose partitioner is Kafka's default
@@ -180,6 +180,9 @@ class Options:
     # the workers' RADAR_IDLE_SOURCE_SECONDS (None: its default, 30): a shorter one makes each
     # run shorter (a source that never delivers is waited for that long after start)
     idle_seconds: float | None = None
+    # the workers' RADAR_SESSION_TIMEOUT_SECONDS (None: its default, 60): a killed worker's
+    # partitions wait that long for the group to drop it
+    session_seconds: float | None = None
     timeout: float = 600.0  # per run, for everything to be processed and stored
     keep: bool = False  # keep the temporary folder (worker and store logs, databases)
     # every worker of a run in one local folder (RADAR_LOCAL_DIR), as on one machine without
@@ -392,9 +395,11 @@ class Harness:
     @contextlib.contextmanager
     def _stack(self, label: str, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
         assert self.broker is not None and self.root is not None, "the harness is not started"
-        if self.options.idle_seconds is not None:
-            extra_env = {"RADAR_IDLE_SOURCE_SECONDS": f"{self.options.idle_seconds:g}",
-                         **(extra_env or {})}
+        o = self.options
+        chosen = {name: f"{value:g}" for name, value in (
+            ("RADAR_IDLE_SOURCE_SECONDS", o.idle_seconds),
+            ("RADAR_SESSION_TIMEOUT_SECONDS", o.session_seconds)) if value is not None}
+        extra_env = {**chosen, **(extra_env or {})}
         stack = Stack(self.broker, self.root, label, extra_env,
                       shared_local_dir=self.options.shared_local_dir)
         self._stacks.append(stack)
@@ -791,6 +796,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[list[str], Options, a
     p.add_argument("--live-repeats", type=int, default=d.live_repeats)
     p.add_argument("--idle-seconds", type=float, default=d.idle_seconds,
                    help="the workers' RADAR_IDLE_SOURCE_SECONDS (default: the worker's, 30)")
+    p.add_argument("--session-seconds", type=float, default=d.session_seconds,
+                   help="the workers' RADAR_SESSION_TIMEOUT_SECONDS (default: the worker's, 60)")
     p.add_argument("--timeout", type=float, default=d.timeout,
                    help="seconds a run may take to process and store everything")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': stdout)")
@@ -810,6 +817,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[list[str], Options, a
                       topic_gap=args.topic_gap, outage_seconds=args.outage_seconds,
                       outage_mode=args.outage_mode, kills=args.kills,
                       live_repeats=args.live_repeats, idle_seconds=args.idle_seconds,
+                      session_seconds=args.session_seconds,
                       timeout=args.timeout, keep=args.keep,
                       shared_local_dir=args.shared_local_dir)
     return names, options, args

@@ -82,6 +82,10 @@ class Settings(BaseModel):
     # a source (input topic) caught up this long, by the wall clock, stops holding back its
     # partitions' event time (processors/watermark.py)
     idle_source_seconds: float = Field(default=30.0, gt=0, le=7 * 86_400)
+    # how long the workers' group waits for a worker that stopped heartbeating (killed, frozen)
+    # before its partitions go to the others or to its restart (Faust's default, 60 s); within
+    # the broker's group.min/max.session.timeout.ms (6 s to 30 min by default)
+    session_timeout_seconds: float = Field(default=60.0, ge=6, le=1800)
     # a ClickHouse TTL on events and dead_letters (none by default)
     events_ttl_days: int | None = Field(default=None, ge=1, le=100_000)
 

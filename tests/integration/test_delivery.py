@@ -27,9 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from perturb import Comparison, Harness, HarnessError, Options  # noqa: E402
 
 # a small world that still has champion departures, silences, renewals and conditions; the
-# workers wait 5 s for a source that never delivers (30 s by default) to keep each run short
-OPTIONS = Options(accounts=16, days=100, seed=7, idle_seconds=5, topic_gap=2.0, rate=800.0,
-                  outage_seconds=60.0, live_repeats=3, timeout=300.0)
+# workers wait 5 s for a source that never delivers (30 s by default) and the group 10 s for a
+# killed worker (60 s by default) to keep each run short
+OPTIONS = Options(accounts=16, days=100, seed=7, idle_seconds=5, session_seconds=10,
+                  topic_gap=2.0, rate=800.0, outage_seconds=60.0, live_repeats=3, timeout=300.0)
 # topic-by-topic publishes within the idle time: its five topics, 2 s apart, take about 10 s
 # from the worker's start, so its workers wait 20 s (the ids do not depend on the idle time:
 # the reference ran with 5 s)
@@ -66,7 +67,7 @@ def test_the_open_signals_are_those_of_the_in_order_replay(harness: Harness,
 
 # Processing takes about 10 s after the last event; a run whose partitions stall fails after
 # this long instead of the 300 s above (kill9of3 first waits for the killed worker's session
-# timeout, 60 s, apart from this).
+# timeout, 10 s, apart from this).
 SEVERAL_WORKERS_TIMEOUT_S = 45.0
 
 

@@ -139,6 +139,9 @@ def test_sigkill_of_worker_and_store_mid_stream_then_restart_loses_and_duplicate
     radar: RadarEnv,
 ) -> None:
     total = 20_000
+    # the restarted worker gets the partitions once the group drops the killed one (60 s by
+    # default)
+    radar.env["RADAR_SESSION_TIMEOUT_SECONDS"] = "10"
     topics = radar.settings.topics
     p = producer(radar)
     published = threading.Event()

@@ -165,3 +165,26 @@ def test_without_a_bootstrap_the_brokers_are_the_local_one_on_the_kafka_port() -
     assert load_settings({}).kafka_bootstrap == "localhost:9092"
     both = load_settings({"RADAR_KAFKA_PORT": "49096", "RADAR_KAFKA_BOOTSTRAP": "kafka:29092"})
     assert both.kafka_bootstrap == "kafka:29092"
+
+
+@pytest.mark.parametrize("seconds", ["5", "1801"])
+def test_a_session_timeout_outside_the_brokers_default_bounds_is_refused(seconds: str) -> None:
+    with pytest.raises(SettingsError, match="RADAR_SESSION_TIMEOUT_SECONDS"):
+        load_settings({"RADAR_SESSION_TIMEOUT_SECONDS": seconds})
+
+
+@pytest.mark.parametrize(("environ", "session", "heartbeat"), [
+    ({}, 60.0, 3.0),
+    ({"RADAR_SESSION_TIMEOUT_SECONDS": "6"}, 6.0, 2.0),
+])
+def test_the_workers_group_session_follows_the_setting(environ: dict[str, str], session: float,
+                                                      heartbeat: float) -> None:
+    from streams.app import create_app
+    from streams.metrics import Metrics
+    from streams.worker import load_rules
+
+    settings = load_settings(environ)
+    app = create_app(settings, Metrics(), load_rules(settings))
+    assert app.conf.broker_session_timeout == session
+    # a heartbeat at most a third of the session, as Kafka advises
+    assert app.conf.broker_heartbeat_interval == heartbeat
