@@ -34,8 +34,14 @@ case "${1:-}" in
     echo "== lint (ruff) and types (mypy --strict)"
     .venv/bin/ruff check .
     .venv/bin/mypy
-    echo "== tests: unit, then integration on a real local Kafka and embedded ClickHouse"
-    exec .venv/bin/python -m pytest "$@"
+    # the pytest options given (e.g. -x, -k NAME, --durations=25) apply to both runs; a single
+    # test runs with `.venv/bin/python -m pytest PATH`
+    status=0
+    echo "== unit tests (pure, no broker; in parallel processes)"
+    .venv/bin/python -m pytest tests/unit -n auto --maxprocesses 4 "$@" || status=$?
+    echo "== integration tests, one at a time, on a real local Kafka and embedded ClickHouse"
+    .venv/bin/python -m pytest tests/integration "$@" || status=$?
+    exit "$status"
     ;;
   *)
     echo "usage: ./run.sh demo   # set up and run the demo on the embedded defaults" >&2

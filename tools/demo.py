@@ -43,6 +43,10 @@ from tools.demo_notify import DemoNotify
 
 WAIT_TIMEOUT_S = 300.0
 MAX_ALERTS_SHOWN = 40
+NO_NEW_ALERTS = (
+    "  (a world streamed before alerts nothing new: its events are judged and its alerts\n"
+    "  delivered once. To start afresh, remove the worker's state, the database and the\n"
+    "  broker's data: rm -r {local}/faust {local}/clickhouse {local}/kafka)")
 NEXT_QUERIES = (
     "SELECT * FROM at_risk_accounts",
     "SELECT * FROM expansion_candidates",
@@ -218,6 +222,8 @@ def run_demo(settings: Settings, world: DemoWorld | None = None,
         tail.close()
         print(summary.render())
         print(f"{tail.seen} alert(s) fired while streaming")
+        if not tail.seen:
+            print(NO_NEW_ALERTS.format(local=settings.local))
         _summary(settings, since)
         _section("alerts delivered to people (radar notify -> a local receiver)")
         print(notify.report(metrics_url(notify_settings, "notify")))

@@ -65,8 +65,8 @@ class DemoNotify:
         slack = self.receiver.delivered("slack")
         hooks = self.receiver.delivered("hook")
         lines = [f"{len(slack)} Slack message(s) and {len(hooks)} webhook call(s) received by "
-                 f"the local receiver; the first {min(SHOWN_MESSAGES, len(slack))} as the "
-                 "channel shows them:"]
+                 "the local receiver" + (f"; the first {min(SHOWN_MESSAGES, len(slack))} as the "
+                                         "channel shows them:" if slack else ".")]
         for r in slack[:SHOWN_MESSAGES]:
             lines += ["", *("  │ " + line for line in render_slack(json.loads(r.body)))]
         repeated = sum(n - 1 for n in (self.receiver.counts("slack") +
