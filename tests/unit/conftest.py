@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+
+from processors.erasure import Erased
+from sinks.sink import MemorySink
+from streams.metrics import Metrics
+from streams.settings import load_settings
+from streams.store import Record, Store
 
 # One minimal, valid event of each type. Optional fields with defaults are left out on purpose
 # so the tests can check that the defaults are applied.
@@ -97,3 +104,17 @@ def make_event() -> EventFactory:
 @pytest.fixture
 def to_bytes() -> Callable[[Any], bytes]:
     return encode
+
+
+def store_in_memory(batches: list[list[Record]]) -> MemorySink:
+    """``batches`` through ``radar store`` (default settings, nothing erased) into MemorySink:
+    what the store keeps, to compare with what embedded ClickHouse keeps."""
+    memory = MemorySink()
+    store = Store(load_settings({}), memory, Metrics(), Erased())
+
+    async def go() -> None:
+        for batch in batches:
+            await store.store(batch)
+
+    asyncio.run(go())
+    return memory

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from conftest import store_in_memory
+
 from processors.erasure import Erased, subject_hash
 from schemas.notify import DeliveryRecord
 from sinks.clickhouse import ClickHouseWriter, open_client
 from sinks.erasure import erase
 from sinks.rows import DELIVERY_COLUMNS, delivery_id, delivery_problem, delivery_row
 from sinks.schema import STATEMENTS
-from sinks.sink import MemorySink
 from streams.metrics import Metrics
 from streams.settings import load_settings
 from streams.store import Record, Store
@@ -156,14 +157,7 @@ def test_the_memory_sink_keeps_what_clickhouse_keeps(tmp_path: Path) -> None:
     batches = [on_topic(record(1), record(2)), on_topic(later, record(2), offset=2),
                on_topic(record(1), offset=4)]
     tables, _ = store_into_clickhouse(tmp_path, batches)
-    memory = MemorySink()
-    store = Store(SETTINGS, memory, Metrics(), Erased())
-
-    async def go() -> None:
-        for batch in batches:
-            await store.store(batch)
-
-    asyncio.run(go())
+    memory = store_in_memory(batches)
     assert sorted((r.key, r.outcome) for r in memory.alert_deliveries.values()) == \
         [(key, outcome) for key, outcome, *_ in tables["final"]]
     assert [outcome for _, outcome, *_ in tables["final"]] == ["dead_lettered", "delivered"]

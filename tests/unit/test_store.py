@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from conftest import build_event
+from conftest import build_event, store_in_memory
 
 from processors.erasure import Erased, scrub_signals, scrub_state_row, subject_hash
 from processors.ingest import RawMessage, dead_letter_for
@@ -19,7 +19,6 @@ from schemas.decode import ErrorClass, Rejection
 from schemas.signals import Signal
 from sinks.clickhouse import ClickHouseWriter
 from sinks.rows import AccountView, account_state_json
-from sinks.sink import MemorySink
 from streams.metrics import Metrics
 from streams.settings import load_settings
 from streams.store import Record, Store, forget_revoked
@@ -152,15 +151,7 @@ def test_the_memory_sink_keeps_what_clickhouse_keeps(tmp_path: Path) -> None:
                     MS)]
     batches = [records(), later, records()]  # the first read again after the withdrawal
     tables, _ = run_store(tmp_path, batches)
-
-    memory = MemorySink()
-    store = Store(SETTINGS, memory, Metrics(), Erased())
-
-    async def go() -> None:
-        for batch in batches:
-            await store.store(batch)
-
-    asyncio.run(go())
+    memory = store_in_memory(batches)
     assert (sorted(memory.events),) == tables["events"]
     assert (sorted(memory.dead_letters),) == tables["dead_letters"]
     assert [s.status for s in memory.signals.values()] == ["withdrawn"]
