@@ -39,6 +39,11 @@ class TopicNames:
         return [self.name(s) for s in INPUT_SUFFIX_BY_TYPE.values()]
 
     @property
+    def accounts(self) -> str:
+        """The account_profile input topic (compacted: each account's profiles)."""
+        return self.name(INPUT_SUFFIX_BY_TYPE["account_profile"])
+
+    @property
     def dead_letters(self) -> str:
         return self.name("dead-letters")
 

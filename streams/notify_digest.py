@@ -31,7 +31,7 @@ from processors.notify.digest import (
 from processors.notify.messages import IDEMPOTENCY_HEADER, Account, signature
 from schemas.notify import DeliveryRecord, Digest, NotifyConfig, NotifyConfigError, Outcome
 from sinks.webhook import DeliveryResult
-from streams.notify_kafka import Directory, accounts_topic
+from streams.notify_kafka import Directory
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -146,8 +146,8 @@ def send_digest_now(settings: Settings, name: str) -> str:
     config = read_config(settings)
     digest = _digest(config, name)
     directory = Directory()
-    for profile in read_topics(settings, [accounts_topic(settings)], None)[
-            accounts_topic(settings)]:
+    accounts = settings.topics.accounts
+    for profile in read_topics(settings, [accounts], None)[accounts]:
         directory.apply_profile(json.dumps(profile).encode())
     start, end = period(digest, datetime.now(UTC))
     owned = compose(settings, digest, directory.accounts, start, end)

@@ -141,7 +141,7 @@ async def follow_directory(settings: Settings, directory: Directory,
     consumer = _consumer(settings, "radar-notify-directory")
     await consumer.start()
     try:
-        accounts = accounts_topic(settings)
+        accounts = topics.accounts
         tps = [TopicPartition(t, p) for t in (accounts, topics.notify_snoozes)
                for p in await partitions_of(settings, t)]
         consumer.assign(tps)
@@ -160,12 +160,6 @@ async def follow_directory(settings: Settings, directory: Directory,
                 caught_up.set()
     finally:
         await consumer.stop()
-
-
-def accounts_topic(settings: Settings) -> str:
-    topic = settings.topics.for_type("account_profile")
-    assert topic is not None
-    return topic
 
 
 class RecordReader:
